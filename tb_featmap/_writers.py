@@ -1,0 +1,106 @@
+"""The one place that touches the SummaryWriter internals tb_featmap needs.
+
+``torch.utils.tensorboard.SummaryWriter`` and ``tensorboardX.SummaryWriter`` have no public
+method to add a ready-made ``Summary`` proto, so this module uses their (long-stable)
+``_get_file_writer()`` and ``all_writers``, and TensorBoard's record writer checksum.
+``tests/test_writers_contract.py`` fails loudly if any of them changes.
+"""
+
+import functools
+
+from tensorboard.compat.proto import summary_pb2
+
+__all__ = ["EventSink", "sink_for", "install_native_crc32c"]
+
+
+class EventSink:
+    """Where one ``log_feature_maps`` call writes: a writer and its proto flavour."""
+
+    def __init__(self, writer, convert):
+        self.writer = writer
+        self._convert = convert
+
+    def closed(self) -> bool:
+        # Both writers set `all_writers` to None in close(); `_get_file_writer()` would
+        # silently open a new event file instead of failing.
+        return getattr(self.writer, "all_writers", None) is None
+
+    def add_summary(self, summary: summary_pb2.Summary, step: int, walltime) -> None:
+        self.writer._get_file_writer().add_summary(self._convert(summary), step, walltime)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+
+def _same(summary):
+    return summary
+
+
+@functools.lru_cache(maxsize=None)
+def _tensorboardx_classes():
+    try:
+        import tensorboardX
+        from tensorboardX.proto import summary_pb2 as tbx_summary_pb2
+    except ImportError:
+        return None, None
+    return tensorboardX.SummaryWriter, tbx_summary_pb2
+
+
+def _to_tensorboardx(summary):
+    # tensorboardX ships older protos without `data_class`. Parsing TensorBoard's bytes
+    # keeps the field as an unknown field, and it is written back out unchanged.
+    return _tensorboardx_classes()[1].Summary.FromString(summary.SerializeToString())
+
+
+def sink_for(writer) -> EventSink:
+    """An ``EventSink`` for a torch or tensorboardX ``SummaryWriter``.
+
+    Raises:
+        TypeError: If ``writer`` is neither.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    if isinstance(writer, SummaryWriter):
+        install_native_crc32c()
+        return EventSink(writer, _same)
+    tbx_writer, _ = _tensorboardx_classes()
+    if tbx_writer is not None and isinstance(writer, tbx_writer):
+        return EventSink(writer, _to_tensorboardx)
+    raise TypeError(
+        "writer must be a torch.utils.tensorboard.SummaryWriter or a "
+        f"tensorboardX.SummaryWriter, got {type(writer).__module__}.{type(writer).__qualname__}"
+    )
+
+
+def _masked_crc32c(data: bytes) -> int:
+    import google_crc32c
+
+    x = google_crc32c.value(data)
+    return (((x >> 15) | (x << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def install_native_crc32c() -> bool:
+    """Make TensorBoard's event writer compute record checksums natively.
+
+    TensorBoard's ``RecordWriter`` (used by ``torch.utils.tensorboard``) computes CRC32C in
+    pure Python, about 0.1 s per MB written. google-crc32c computes the same checksum in C,
+    so files stay byte-identical. Idempotent; a no-op when google-crc32c is missing or
+    TensorFlow already provides a native one.
+
+    Returns:
+        Whether the native checksum is in use.
+    """
+    from tensorboard.summary.writer import record_writer
+
+    if record_writer.masked_crc32c is _masked_crc32c:
+        return True
+    if record_writer.masked_crc32c.__module__ != "tensorboard.compat.tensorflow_stub.pywrap_tensorflow":
+        return False  # someone else's, for example TensorFlow's: leave it
+    try:
+        import google_crc32c
+    except ImportError:
+        return False
+    if google_crc32c.implementation != "c":
+        return False
+    record_writer.masked_crc32c = _masked_crc32c
+    return True
