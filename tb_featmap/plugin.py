@@ -1,0 +1,362 @@
+"""The TensorBoard side: routes of the Feature Maps plugin, and its loader.
+
+Imports no torch. Reads only through ``context.data_provider``, so both of TensorBoard's
+loaders work: the Rust data server (the default) and ``--load_fast=false``. Routes and their
+JSON are documented in ``http_api.md`` beside this file.
+"""
+
+import collections
+import io
+import logging
+import math
+import threading
+import warnings
+from importlib import resources
+from typing import Dict, Optional
+
+import numpy as np
+from werkzeug import wrappers
+
+from tensorboard import errors, plugin_util
+from tensorboard.backend import http_util
+from tensorboard.data import provider
+from tensorboard.plugins import base_plugin
+
+from tb_featmap import metadata, payload
+
+__all__ = ["FeatureMapsLoader", "FeatureMapsPlugin", "DEFAULT_SAMPLES"]
+
+logger = logging.getLogger(__name__)
+
+# Steps kept per layer when the user passes no --samples_per_plugin for this plugin. Enough
+# to scrub every logged step of an ordinary run; TensorBoard holds them in memory, so a run
+# costs about DEFAULT_SAMPLES x (bytes per step of a layer) per layer. `0` keeps all.
+DEFAULT_SAMPLES = 1000
+_ALL = 2**31 - 1  # what `0` ("keep all") means when asking the data provider
+_MAX_ARG_LENGTH = 4096
+_CACHED_SERIES = 64
+_ONE_YEAR = 365 * 24 * 3600
+_CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+class FeatureMapsLoader(base_plugin.TBLoader):
+    """Registered through the ``tensorboard_plugins`` entry point."""
+
+    def fix_flags(self, flags):
+        """Keep DEFAULT_SAMPLES steps per layer unless ``--samples_per_plugin`` says otherwise.
+
+        TensorBoard keeps only 10 blob-sequence samples per tag by default, too few to
+        scrub through training. This runs before the data provider starts.
+        """
+        samples = getattr(flags, "samples_per_plugin", None)
+        if isinstance(samples, dict) and metadata.PLUGIN_NAME not in samples:
+            samples[metadata.PLUGIN_NAME] = DEFAULT_SAMPLES
+
+    def load(self, context):
+        return FeatureMapsPlugin(context)
+
+
+class FeatureMapsPlugin(base_plugin.TBPlugin):
+    """Serves feature-map summaries to the Feature Maps tab."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context):
+        self._data_provider = context.data_provider
+        hint = (context.sampling_hints or {}).get(self.plugin_name, DEFAULT_SAMPLES)
+        self._samples = hint
+        self._downsample = hint or _ALL
+        self._series_cache: "collections.OrderedDict" = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._warned = set()
+        self._static = _static_files()
+
+    def get_plugin_apps(self):
+        apps = {
+            "/tags": self._serve_tags,
+            "/steps": self._serve_steps,
+            "/maps": self._serve_maps,
+            "/stats": self._serve_stats,
+            "/npy": self._serve_npy,
+        }
+        for name in self._static:
+            apps["/" + name] = self._serve_static
+        return apps
+
+    def is_active(self):
+        return False  # TensorBoard's `list_plugins` on the data provider suffices
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Feature Maps")
+
+    # --- routes -----------------------------------------------------------------------
+
+    @wrappers.Request.application
+    def _serve_static(self, request):
+        name = request.path.rsplit("/", 1)[-1]
+        body, content_type = self._static[name]
+        return http_util.Respond(request, body, content_type)
+
+    @wrappers.Request.application
+    def _serve_tags(self, request):
+        ctx, experiment = _context(request)
+        return http_util.Respond(request, self._tags_impl(ctx, experiment), "application/json")
+
+    @wrappers.Request.application
+    def _serve_steps(self, request):
+        ctx, experiment = _context(request)
+        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        series = self._read_series(ctx, experiment, run, tag)
+        body = [{"step": step, "wall_time": datum.wall_time} for step, datum in series.items()]
+        return http_util.Respond(request, body, "application/json")
+
+    @wrappers.Request.application
+    def _serve_maps(self, request):
+        ctx, experiment = _context(request)
+        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        step = _int_arg(request, "step")
+        wall_time = _float_arg(request, "wall_time", required=False)
+        datum = self._datum(ctx, experiment, run, tag, step)
+        if wall_time is not None and wall_time != datum.wall_time:
+            raise errors.NotFoundError(f"step {step} was rewritten; reload the step list")
+        blobs = self._read_blobs(ctx, datum, 3)
+        try:
+            payload.decode_header(blobs[0])
+        except payload.PayloadError as e:
+            raise errors.NotFoundError(f"step {step} cannot be read: {e}")
+        # With the wall time in the URL the content can never change: cache it for good.
+        # Without it, a restarted run could rewrite the step, so the browser must ask again.
+        expires = _ONE_YEAR if wall_time is not None else 0
+        return http_util.Respond(
+            request, payload.wire_payload(*blobs), "application/octet-stream", expires=expires
+        )
+
+    @wrappers.Request.application
+    def _serve_stats(self, request):
+        ctx, experiment = _context(request)
+        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        sample = _int_arg(request, "sample", required=False) or 0
+        body = self._stats_impl(ctx, experiment, run, tag, sample)
+        return http_util.Respond(request, body, "application/json")
+
+    @wrappers.Request.application
+    def _serve_npy(self, request):
+        ctx, experiment = _context(request)
+        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        step = _int_arg(request, "step")
+        datum = self._datum(ctx, experiment, run, tag, step)
+        header_blob, stats_blob, data_blob = self._read_blobs(ctx, datum, 3)
+        try:
+            header = payload.decode_header(header_blob)
+            stats = payload.decode_stats(header, stats_blob)
+            values = payload.decode_values(header, stats, data_blob)
+        except payload.PayloadError as e:
+            raise errors.NotFoundError(f"step {step} cannot be read: {e}")
+        buffer = io.BytesIO()
+        np.save(buffer, values, allow_pickle=False)
+        headers = [("Content-Disposition", f'attachment; filename="step{step}.npy"')]
+        return http_util.Respond(request, buffer.getvalue(), "application/octet-stream", headers=headers)
+
+    # --- pure parts ---------------------------------------------------------------------
+
+    def _tags_impl(self, ctx, experiment) -> Dict[str, Dict[str, dict]]:
+        mapping = self._data_provider.list_blob_sequences(
+            ctx, experiment_id=experiment, plugin_name=self.plugin_name
+        )
+        result = {}
+        for run, tags in mapping.items():
+            for tag, series_meta in tags.items():
+                if not self._version_ok(run, tag, series_meta.plugin_content):
+                    continue
+                info = self._tag_info(ctx, experiment, run, tag)
+                if info is not None:
+                    result.setdefault(run, {})[tag] = info
+        return result
+
+    def _tag_info(self, ctx, experiment, run, tag) -> Optional[dict]:
+        series = self._read_series(ctx, experiment, run, tag)
+        if not series:
+            return None
+        last_step = max(series)
+        header = self._header(ctx, run, tag, series[last_step])
+        if header is None:
+            return None
+        return {
+            "layer": metadata.layer_name(tag),
+            "layout": header.get("layout"),
+            "shape": header.get("shape"),
+            "stored": header["stored"],
+            "dtype": header.get("dtype"),
+            "encoding": header["encoding"],
+            "downsample": header.get("downsample", 1),
+            "dropped": header.get("dropped", {}),
+            "steps": len(series),
+            "logged": max(len(series), int(header.get("seq", 0)) + 1),
+            "maxStep": last_step,
+            "samplesFlag": f"--samples_per_plugin={self.plugin_name}=0",
+        }
+
+    def _stats_impl(self, ctx, experiment, run, tag, sample) -> dict:
+        series = self._read_series(ctx, experiment, run, tag)
+        per_step = []
+        for datum in series.values():
+            header_blob, stats_blob = self._read_blobs(ctx, datum, 2)
+            try:
+                header = payload.decode_header(header_blob)
+                stats = payload.decode_stats(header, stats_blob)
+            except payload.PayloadError as e:
+                self._warn_once((run, tag, "stats"), "skipping unreadable step of %r/%r: %s", run, tag, e)
+                continue
+            if sample >= stats.shape[0]:
+                raise errors.NotFoundError(f"sample {sample} not stored; this layer has {stats.shape[0]}")
+            if per_step and stats.shape[1] != per_step[0].shape[0]:
+                continue  # the channel count changed (a new run under an old name)
+            per_step.append(stats[sample])
+        if not per_step:
+            raise errors.NotFoundError("no readable steps")
+        stacked = np.stack(per_step).astype(np.float64)  # [steps, C, fields]
+        field = {name: stacked[:, :, i] for i, name in enumerate(payload.STAT_FIELDS)}
+        # np.nanmin and friends warn on all-NaN columns, which are expected here.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {
+                "steps": len(per_step),
+                "channels": stacked.shape[1],
+                "min": _json_floats(np.nanmin(field["min"], axis=0)),
+                "max": _json_floats(np.nanmax(field["max"], axis=0)),
+                "mean": _json_floats(np.nanmean(field["mean"], axis=0)),
+                "std": _json_floats(np.sqrt(np.nanmean(field["std"] ** 2, axis=0))),
+                "zero_fraction": _json_floats(field["zero_fraction"].mean(axis=0)),
+                "nonfinite": [int(v) for v in field["nonfinite"].sum(axis=0)],
+                "dead": [bool(v) for v in (field["zero_fraction"] == 1).all(axis=0)],
+            }
+
+    # --- data access --------------------------------------------------------------------
+
+    def _read_series(self, ctx, experiment, run, tag) -> Dict[int, provider.BlobSequenceDatum]:
+        """Step -> datum for one layer, oldest first. Remembered for the step routes."""
+        result = self._data_provider.read_blob_sequences(
+            ctx,
+            experiment_id=experiment,
+            plugin_name=self.plugin_name,
+            downsample=self._downsample,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        )
+        data = result.get(run, {}).get(tag)
+        if data is None:
+            raise errors.NotFoundError(f"no feature maps for run {_quote(run)}, tag {_quote(tag)}")
+        series = {datum.step: datum for datum in sorted(data, key=lambda d: d.step)}
+        with self._lock:
+            self._series_cache[(experiment, run, tag)] = series
+            self._series_cache.move_to_end((experiment, run, tag))
+            while len(self._series_cache) > _CACHED_SERIES:
+                self._series_cache.popitem(last=False)
+        return series
+
+    def _datum(self, ctx, experiment, run, tag, step) -> provider.BlobSequenceDatum:
+        """One step's datum, re-reading the series only when the step is not known yet."""
+        with self._lock:
+            series = self._series_cache.get((experiment, run, tag))
+        if series is None or step not in series:
+            series = self._read_series(ctx, experiment, run, tag)
+        datum = series.get(step)
+        if datum is None:
+            raise errors.NotFoundError(f"no step {step} in run {_quote(run)}, tag {_quote(tag)}")
+        return datum
+
+    def _read_blobs(self, ctx, datum, count):
+        if len(datum.values) < count:
+            raise errors.NotFoundError(f"step {datum.step} has {len(datum.values)} blobs, expected 3")
+        return [
+            self._data_provider.read_blob(ctx, blob_key=ref.blob_key) for ref in datum.values[:count]
+        ]
+
+    def _header(self, ctx, run, tag, datum) -> Optional[dict]:
+        try:
+            (blob,) = self._read_blobs(ctx, datum, 1)
+            return payload.decode_header(blob)
+        except (payload.PayloadError, errors.NotFoundError) as e:
+            self._warn_once((run, tag, "header"), "skipping %r/%r: %s", run, tag, e)
+            return None
+
+    def _version_ok(self, run, tag, content) -> bool:
+        try:
+            version = metadata.parse_plugin_metadata(content).version
+        except ValueError as e:
+            self._warn_once((run, tag, "metadata"), "skipping %r/%r: %s", run, tag, e)
+            return False
+        if version > metadata.PROTOCOL_VERSION:
+            self._warn_once(
+                ("version", version),
+                "skipping feature maps of format version %d (this reader knows up to %d); "
+                "upgrade tb_featmap",
+                version,
+                metadata.PROTOCOL_VERSION,
+            )
+            return False
+        return True
+
+    def _warn_once(self, key, message, *args):
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message, *args)
+
+
+def _static_files():
+    """The frontend's files, each at its own fixed route: {name: (bytes, content type)}."""
+    root = resources.files("tb_featmap.frontend")
+    result = {}
+    for entry in root.iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
+        if entry.is_file() and suffix in _CONTENT_TYPES:
+            result[entry.name] = (entry.read_bytes(), _CONTENT_TYPES[suffix])
+    return result
+
+
+def _context(request):
+    return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+
+
+def _string_arg(request, name: str, required: bool = True) -> Optional[str]:
+    values = request.args.getlist(name)
+    if not values:
+        if required:
+            raise errors.InvalidArgumentError(f"missing argument: {name}")
+        return None
+    if len(values) > 1:
+        raise errors.InvalidArgumentError(f"argument given more than once: {name}")
+    value = values[0]
+    if len(value) > _MAX_ARG_LENGTH:
+        raise errors.InvalidArgumentError(f"argument too long: {name}")
+    return value
+
+
+def _int_arg(request, name: str, required: bool = True) -> Optional[int]:
+    value = _string_arg(request, name, required)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise errors.InvalidArgumentError(f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def _float_arg(request, name: str, required: bool = True) -> Optional[float]:
+    value = _string_arg(request, name, required)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise errors.InvalidArgumentError(f"{name} must be a finite number")
+    return number
+
+
+def _quote(name: str) -> str:
+    return repr(name if len(name) <= 100 else name[:100] + "...")
+
+
+def _json_floats(values: np.ndarray):
+    # http_util.Respond writes NaN as "NaN" safely; plain floats keep the JSON small.
+    return [float(v) for v in values]
