@@ -7,6 +7,8 @@ method to add a ready-made ``Summary`` proto, so this module uses their (long-st
 """
 
 import functools
+import os
+import weakref
 
 from tensorboard.compat.proto import summary_pb2
 
@@ -25,11 +27,31 @@ class EventSink:
         # silently open a new event file instead of failing.
         return getattr(self.writer, "all_writers", None) is None
 
+    def logdir(self) -> str:
+        return self.writer._get_file_writer().get_logdir()
+
+    def logdir_exists(self) -> bool:
+        # An event file whose directory was removed still accepts writes on POSIX; they
+        # are lost. Check before writing instead.
+        return os.path.isdir(self.logdir())
+
     def add_summary(self, summary: summary_pb2.Summary, step: int, walltime) -> None:
         self.writer._get_file_writer().add_summary(self._convert(summary), step, walltime)
 
+    def child(self, name: str) -> "EventSink":
+        """A writer of the same kind for the run ``<logdir>/<name>``, made once."""
+        children = _CHILDREN.setdefault(self.writer, {})
+        if name not in children:
+            children[name] = type(self.writer)(os.path.join(self.logdir(), name))
+        return EventSink(children[name], self._convert)
+
     def flush(self) -> None:
         self.writer.flush()
+
+
+# Writers that log_feature_maps(all_ranks=True) opened, per user writer. They close when
+# the user's writer is garbage-collected.
+_CHILDREN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _same(summary):

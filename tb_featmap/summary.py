@@ -45,9 +45,9 @@ def _deflate(array: np.ndarray) -> bytes:
     ISA-L at level 1 is ~5x faster than zlib for the same size (benchmarks/). zlib's
     Huffman-only mode, the fallback, is the next fastest."""
     if isal_zlib is not None:
-        return isal_zlib.compress(memoryview(array), 1)
+        return isal_zlib.compress(np.ascontiguousarray(array), 1)
     compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
-    return compressor.compress(memoryview(array)) + compressor.flush()
+    return compressor.compress(np.ascontiguousarray(array)) + compressor.flush()
 
 # Per writer, per tag: how many steps this process has logged (the header's `seq`). The
 # plugin compares it with the steps TensorBoard kept, to tell the user what was dropped.
@@ -68,6 +68,7 @@ def log_feature_maps(
     max_size: Optional[int] = 64,
     precision: str = "uint8",
     walltime: Optional[float] = None,
+    all_ranks: bool = False,
 ) -> Dict[str, Tuple[int, ...]]:
     """Log every channel of each layer output as a feature-map summary.
 
@@ -104,9 +105,17 @@ def log_feature_maps(
         precision: ``"uint8"`` (default): per-map 8-bit quantisation, error at most
             ``(max - min) / 508``. ``"float16"``: the values as IEEE half.
         walltime: Event time in seconds since the epoch. Default: now.
+        all_ranks: In a ``torch.distributed`` job, by default only rank 0 writes and the
+            other ranks return ``{}`` after checking their arguments. With ``True``, every
+            rank writes into a run of its own, ``<writer's logdir>/rank<r>``, through a
+            writer of the same kind that tb_featmap opens and flushes after each call.
 
     Returns:
-        The stored ``[N, C, H, W]`` of each tag written.
+        The stored ``[N, C, H, W]`` of each tag written; ``{}`` when nothing was written
+        (a rank other than 0, or the writer failed: see below).
+
+    Writer failures (the disk is full, the log directory was removed) do not stop
+    training: the call warns once, writes nothing and returns ``{}``.
 
     Raises:
         TypeError: If ``writer``, ``outputs``, a tensor, ``step`` or an option has the
@@ -134,14 +143,22 @@ def log_feature_maps(
     max_size = _check_cap("max_size", max_size)
     if walltime is not None and not isinstance(walltime, (int, float)):
         raise TypeError(f"walltime must be a number of seconds, got {type(walltime).__name__}")
+    if not isinstance(all_ranks, bool):
+        raise TypeError(f"all_ranks must be a bool, got {type(all_ranks).__name__}")
 
     items = _named_items(outputs, names)
     layouts = _layouts(items, layout)
+    rank = _rank()
+    if rank is not None:
+        if all_ranks:
+            sink = sink.child(f"rank{rank}")
+        elif rank != 0:
+            return {}
 
     # Validate and encode everything first: a call that raises writes nothing.
     summary = summary_pb2.Summary()
     result = {}
-    counts = _SEQ.setdefault(writer, {})
+    counts = _SEQ.setdefault(sink.writer, {})
     record_bytes = 0
     with torch.no_grad():
         for name, value in items:
@@ -158,10 +175,28 @@ def log_feature_maps(
             f"outputs: this call would write {record_bytes >> 20} MiB in one event, more "
             f"than {MAX_RECORD_BYTES >> 20} MiB; log fewer layers per call or lower the caps"
         )
-    sink.add_summary(summary, step, walltime)
+    try:
+        if not sink.logdir_exists():
+            raise FileNotFoundError(f"log directory {sink.logdir()!r} no longer exists")
+        sink.add_summary(summary, step, walltime)
+        if all_ranks and rank is not None:
+            sink.flush()
+    except OSError as e:
+        _warn_once(
+            ("write", id(sink.writer)),
+            f"tb_featmap: could not write feature maps, training goes on without them: {e}",
+        )
+        return {}
     for tag in result:
         counts[tag] = counts.get(tag, 0) + 1
     return result
+
+
+def _rank() -> Optional[int]:
+    """This process's rank in an initialised torch.distributed job, else None."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return None
 
 
 def _check_step(step) -> int:
@@ -389,6 +424,7 @@ def _encode(tag, value, layout, max_samples, max_channels, max_size, precision, 
             tag,
             f"tb_featmap: {name!r} is too large to store whole; dropped {hard[0]} samples and "
             f"{hard[1]} channels to stay under {MAX_VALUES_PER_LAYER} values per layer",
+            stacklevel=4,
         )
     maps = maps.float()
     n, c, h, w = maps.shape
@@ -428,10 +464,11 @@ def _apply_hard_bounds(maps: torch.Tensor, per_map: int):
     return maps[:keep_n, :keep_c], (n - keep_n, c - keep_c)
 
 
-def _warn_once(key: str, message: str) -> None:
+def _warn_once(key, message: str, stacklevel: int = 3) -> None:
+    """Warn once per key, pointing at the caller of log_feature_maps."""
     if key not in _WARNED:
         _WARNED.add(key)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel)
 
 
 def _summary_value(tag: str, blobs) -> summary_pb2.Summary.Value:
