@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from conftest import wsgi_client
+from support import wsgi_client
 from tb_featmap import log_feature_maps, payload, plugin
 
 ROUTE = "/data/plugin/feature_maps/"

@@ -12,7 +12,7 @@ import torch
 from tensorboard.backend.event_processing import event_file_loader
 from torch.utils.tensorboard import SummaryWriter
 
-from conftest import wsgi_client
+from support import wsgi_client
 from tb_featmap import log_feature_maps, metadata, payload
 from tb_featmap import summary as summary_module
 
