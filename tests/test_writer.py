@@ -265,3 +265,12 @@ def test_removed_logdir_warns_once_and_training_goes_on(tmp_path):
         assert log_feature_maps(writer, {"a": torch.rand(1, 2)}, 2) == {}
     os.makedirs(tmp_path / "run")  # so that close() can flush what TensorBoard's writer holds
     writer.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_log_like_cpu_tensors(tmp_path, writer):
+    x = torch.randn(2, 8, 16, 16)
+    log_feature_maps(writer, {"gpu": x.cuda().half(), "cpu": x.half()}, 0)
+    writer.flush()
+    client = wsgi_client(tmp_path)
+    np.testing.assert_array_equal(npy(client, "run", "feature_maps/gpu", 0), npy(client, "run", "feature_maps/cpu", 0))
