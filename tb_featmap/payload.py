@@ -126,7 +126,17 @@ def decode_header(blob: bytes) -> dict:
         raise PayloadError(f"unknown encoding: {header.get('encoding')!r:.40}")
     if header.get("compression") != _ENCODINGS[header["encoding"]]:
         raise PayloadError(f"unknown compression: {header.get('compression')!r:.40}")
+    for name in ("seq", "downsample"):
+        if name in header and not _is_count(header[name]):
+            raise PayloadError(f"header has an invalid {name!r}: {header[name]!r:.40}")
+    dropped = header.get("dropped", {})
+    if not isinstance(dropped, dict) or not all(_is_count(v) for v in dropped.values()):
+        raise PayloadError(f"header has an invalid 'dropped': {dropped!r:.80}")
     return header
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def decode_stats(header: dict, blob: bytes) -> np.ndarray:
