@@ -121,7 +121,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError(f"step {step} was rewritten; reload the step list")
         blobs = self._read_blobs(ctx, datum, 3)
         try:
-            payload.decode_header(blobs[0])
+            payload.decode_stats(payload.decode_header(blobs[0]), blobs[1])
         except payload.PayloadError as e:
             raise errors.NotFoundError(f"step {step} cannot be read: {e}")
         # With the wall time in the URL the content can never change: cache it for good.
