@@ -200,11 +200,11 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         series = self._read_series(ctx, experiment, run, tag)
         per_step = []
         for datum in series.values():
-            header_blob, stats_blob = self._read_blobs(ctx, datum, 2)
             try:
+                header_blob, stats_blob = self._read_blobs(ctx, datum, 2)
                 header = payload.decode_header(header_blob)
                 stats = payload.decode_stats(header, stats_blob)
-            except payload.PayloadError as e:
+            except (payload.PayloadError, errors.NotFoundError) as e:
                 self._warn_once((run, tag, "stats"), "skipping unreadable step of %r/%r: %s", run, tag, e)
                 continue
             if sample >= stats.shape[0]:
