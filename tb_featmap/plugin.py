@@ -267,9 +267,15 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
     def _read_blobs(self, ctx, datum, count):
         if len(datum.values) < count:
             raise errors.NotFoundError(f"step {datum.step} has {len(datum.values)} blobs, expected 3")
-        return [
-            self._data_provider.read_blob(ctx, blob_key=ref.blob_key) for ref in datum.values[:count]
-        ]
+        try:
+            return [
+                self._data_provider.read_blob(ctx, blob_key=ref.blob_key)
+                for ref in datum.values[:count]
+            ]
+        except (IndexError, TypeError, ValueError) as e:
+            # The Python data provider fails this way on a tensor that is not a 1-D string
+            # tensor, which any tool can write under this plugin's name.
+            raise errors.NotFoundError(f"step {datum.step} cannot be read: {type(e).__name__}")
 
     def _header(self, ctx, run, tag, datum) -> Optional[dict]:
         try:
