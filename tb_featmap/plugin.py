@@ -35,6 +35,7 @@ DEFAULT_SAMPLES = 1000
 _ALL = 2**31 - 1  # what `0` ("keep all") means when asking the data provider
 _MAX_ARG_LENGTH = 4096
 _CACHED_SERIES = 64
+_HEADER_TRIES = 16  # steps _tag_info tries, newest first, for a readable header
 _ONE_YEAR = 365 * 24 * 3600
 _CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
@@ -178,7 +179,14 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         if not series:
             return None
         last_step = max(series)
-        header = self._header(ctx, run, tag, series[last_step])
+        # The newest step that decodes describes the layer: one damaged step (say, of a
+        # newer version) does not hide the others. Bounded, so that a wholly unreadable
+        # series costs a few blob reads, not thousands.
+        newest_first = sorted(series, reverse=True)[:_HEADER_TRIES]
+        header = next(
+            (h for h in (self._header(ctx, run, tag, series[s]) for s in newest_first) if h),
+            None,
+        )
         if header is None:
             return None
         return {
