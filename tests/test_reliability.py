@@ -426,3 +426,36 @@ def test_live_training_is_read_while_it_writes(tmp_path, tensorboard_process, lo
         if trainer.poll() is None:
             trainer.kill()
             trainer.wait()
+
+
+@pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])
+def test_a_half_written_record_waits_until_it_is_complete(tmp_path, tensorboard_process, loader_flags):
+    source = tmp_path / "source"
+    write_run(source)
+    (path,) = event_files(source)
+    data = path.read_bytes()
+    offset, length, event = records(path)[-1]
+    assert event.step == STEPS[-1]
+    live = tmp_path / "logs" / "live"
+    live.mkdir(parents=True)
+    target = live / path.name
+    target.write_bytes(data[:offset + length // 2])  # the writer is in the middle of step 5
+    tb = tensorboard_process(tmp_path / "logs", *loader_flags)
+
+    def steps():
+        status, headers, body = tb.get(ROUTE + f"steps?run=live&tag={TAG}")
+        check_body(status, headers, body)
+        return [s["step"] for s in json.loads(body)] if status == 200 else []
+
+    assert tb.wait_for(lambda: steps() == STEPS[:-1])
+    time.sleep(2.5)  # a few reload cycles over the half record change nothing
+    assert steps() == STEPS[:-1]
+    status, _, body = tb.get(ROUTE + f"npy?run=live&tag={TAG}&step={STEPS[-1]}")
+    assert status == 404 and b"no step 5" in body
+    with open(target, "ab") as f:
+        f.write(data[offset + length // 2:])
+    assert tb.wait_for(lambda: steps() == STEPS)
+    status, _, body = tb.get(ROUTE + f"npy?run=live&tag={TAG}&step={STEPS[-1]}")
+    want = activation(STEPS[-1]).numpy()
+    assert status == 200 and np.abs(np.load(io.BytesIO(body)) - want).max() <= (want.max() - want.min()) / 500
+    assert "Traceback" not in tb.output()
