@@ -103,7 +103,7 @@ def decode_header(blob: bytes) -> dict:
     """
     try:
         header = json.loads(bytes(blob).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise PayloadError(f"header is not JSON: {e}") from None
     if not isinstance(header, dict):
         raise PayloadError("header is not a JSON object")
