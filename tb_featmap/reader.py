@@ -1,0 +1,461 @@
+"""Read feature maps from event files in Python, without starting a TensorBoard server.
+
+Reads through TensorBoard's own loading code (``EventMultiplexer`` and its
+``MultiplexerDataProvider``, the ``--load_fast=false`` path), keeping every step, and decodes
+with ``tb_featmap.payload``. Imports no torch: it works wherever TensorBoard does.
+"""
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Collection
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from tensorboard import context, errors
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.data import provider
+
+from tb_featmap import metadata, payload
+
+__all__ = ["FeatureMapRecord", "LayerInfo", "FeatureMapReader", "read", "to_dataframe"]
+
+_ALL = 2**31 - 1  # "every step" for the data provider's `downsample`
+_EXPERIMENT = ""  # the multiplexer provider serves a single, unnamed experiment
+_HEADER_TRIES = 16  # steps LayerInfo tries, newest first, for a readable header
+_SHOWN = 20  # names or steps listed in an error message
+
+StepArg = Union[None, int, Collection]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeatureMapRecord:
+    """One logged step of one layer.
+
+    Attributes:
+        run: The run, as TensorBoard names it (``"."`` for event files directly in the logdir).
+        layer: The layer name as logged, with its prefix: the tag without ``feature_maps/``.
+        tag: The full tag, e.g. ``"feature_maps/features.0"``.
+        step: The global step.
+        wall_time: Seconds since the epoch when the step was logged.
+        values: The stored maps, float32 ``[N, C, H, W]`` (non-finite values of a uint8 payload
+            are NaN), read-only; ``None`` when read with ``values=False``.
+        stats: Statistic name (``payload.STAT_FIELDS``: min, max, mean, std, zero_fraction,
+            nonfinite) to a float32 ``[N, C]`` array, computed by the writer on the
+            full-resolution activations.
+        header: The step header (layout, shape, dtype, stored, downsample, encoding, dropped,
+            seq; see ``tb_featmap/payload.py``).
+    """
+
+    run: str
+    layer: str
+    tag: str
+    step: int
+    wall_time: float
+    values: Optional[np.ndarray]
+    stats: Mapping[str, np.ndarray]
+    header: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LayerInfo:
+    """What one run holds for one layer.
+
+    Attributes:
+        run: The run.
+        layer: The layer name (the tag without ``feature_maps/``).
+        tag: The full tag.
+        steps: Every kept step, ascending.
+        header: The header of the newest step that decodes (shapes, layout, encoding).
+    """
+
+    run: str
+    layer: str
+    tag: str
+    steps: Tuple[int, ...]
+    header: Mapping[str, Any]
+
+
+class FeatureMapReader:
+    """Load a log directory once, then list and read its feature maps.
+
+    Every step is kept (``tensor_size_guidance={"feature_maps": 0}``), unlike a TensorBoard
+    server's default sampling. Steps that cannot be used are skipped with one warning per
+    kind and call: payloads of a newer format version (upgrade tb_featmap to read them) and
+    damaged ones.
+
+    Args:
+        logdir: A directory of runs, as given to ``tensorboard --logdir``.
+
+    Raises:
+        TypeError: If ``logdir`` is not a str or path.
+        FileNotFoundError: If ``logdir`` does not exist.
+        NotADirectoryError: If ``logdir`` is not a directory.
+
+    Examples::
+
+        >>> reader = FeatureMapReader("runs")
+        >>> [(i.run, i.layer, i.header["stored"], len(i.steps)) for i in reader.layers()]
+        [('alexnet', 'features.0', [1, 64, 55, 55], 10), ('alexnet', 'features.3', [1, 192, 27, 27], 10)]
+        >>> rec = next(reader.records(layer="features.0", step=90))
+        >>> rec.values.shape, rec.stats["max"].shape
+        ((1, 64, 55, 55), (1, 64))
+    """
+
+    def __init__(self, logdir: Union[str, "os.PathLike[str]"]):
+        if not isinstance(logdir, (str, os.PathLike)):
+            raise TypeError(f"logdir must be a str or path, got {type(logdir).__name__}")
+        path = os.fspath(logdir)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"logdir {path!r} does not exist")
+        if not os.path.isdir(path):
+            raise NotADirectoryError(f"logdir {path!r} is not a directory")
+        self.logdir = path
+        multiplexer = plugin_event_multiplexer.EventMultiplexer(
+            tensor_size_guidance={metadata.PLUGIN_NAME: 0}
+        )
+        multiplexer.AddRunsFromDirectory(path)
+        multiplexer.Reload()
+        self._provider = data_provider.MultiplexerDataProvider(multiplexer, path)
+        self._ctx = context.RequestContext()
+        self._series = self._list_series()
+
+    def runs(self) -> List[str]:
+        """The runs that hold feature maps, sorted."""
+        return sorted({run for run, _ in self._series})
+
+    def layers(self, run: Optional[str] = None, layer: Optional[str] = None) -> List[LayerInfo]:
+        """Each selected layer with its kept steps and newest readable header.
+
+        Args:
+            run: Only this run. Default: all.
+            layer: Only this layer name (or full tag). Default: all.
+
+        Returns:
+            ``LayerInfo`` records sorted by run, then tag. A layer none of whose last 16
+            steps decodes is left out.
+
+        Raises:
+            TypeError: If ``run`` or ``layer`` is not a str.
+            ValueError: If ``run`` or ``layer`` names nothing here; the message lists the
+                valid names.
+        """
+        warned: set = set()
+        result = []
+        for (run_name, tag), data in self._read_series(self._select(run, layer)).items():
+            header = None
+            for datum in sorted(data, key=lambda d: d.step, reverse=True)[:_HEADER_TRIES]:
+                blobs = self._blobs(datum, 1, run_name, tag, warned)
+                header = blobs and self._decode(blobs, run_name, tag, datum.step, warned)
+                if header:
+                    header = header[0]
+                    break
+            if header:
+                steps = tuple(sorted(d.step for d in data))
+                result.append(LayerInfo(run_name, metadata.layer_name(tag), tag, steps, header))
+        return result
+
+    def records(
+        self,
+        run: Optional[str] = None,
+        layer: Optional[str] = None,
+        *,
+        step: StepArg = None,
+        values: bool = True,
+    ) -> Iterator[FeatureMapRecord]:
+        """Decode the selected steps one at a time, oldest first within each layer.
+
+        Args:
+            run: Only this run. Default: all.
+            layer: Only this layer name (or full tag). Default: all.
+            step: Only this step, or these steps (a collection of ints). Default: all kept.
+            values: Decode the maps. Default ``True``; ``False`` reads only headers and
+                statistics (``values`` is then ``None``), which is much faster.
+
+        Yields:
+            ``FeatureMapRecord`` per readable step, by run, then tag, then step.
+
+        Raises:
+            TypeError: If an argument has the wrong type.
+            ValueError: If ``run``, ``layer`` or a step names nothing selected; the message
+                lists the valid names or steps.
+        """
+        if not isinstance(values, bool):
+            raise TypeError(f"values must be a bool, got {type(values).__name__}")
+        wanted = _check_steps(step)
+        series = self._read_series(self._select(run, layer))
+        if wanted is not None:
+            present = {d.step for data in series.values() for d in data}
+            missing = sorted(wanted - present)
+            if missing:
+                raise ValueError(
+                    f"step {missing[0]} is not among the kept steps of the selection; "
+                    f"valid steps: {_listing(sorted(present))}"
+                )
+        return self._records(series, wanted, values)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _records(self, series, wanted, values) -> Iterator[FeatureMapRecord]:
+        warned: set = set()
+        count = 3 if values else 2
+        for (run, tag), data in series.items():
+            for datum in data:
+                if wanted is not None and datum.step not in wanted:
+                    continue
+                blobs = self._blobs(datum, count, run, tag, warned)
+                decoded = blobs and self._decode(blobs, run, tag, datum.step, warned)
+                if not decoded:
+                    continue
+                header, stats, maps = decoded
+                yield FeatureMapRecord(
+                    run=run,
+                    layer=metadata.layer_name(tag),
+                    tag=tag,
+                    step=datum.step,
+                    wall_time=datum.wall_time,
+                    values=maps,
+                    stats={name: stats[:, :, i] for i, name in enumerate(payload.STAT_FIELDS)},
+                    header=header,
+                )
+
+    def _list_series(self) -> List[Tuple[str, str]]:
+        """(run, tag) of every series of a format version this reader knows, sorted."""
+        mapping = self._provider.list_blob_sequences(
+            self._ctx, experiment_id=_EXPERIMENT, plugin_name=metadata.PLUGIN_NAME
+        )
+        warned: set = set()
+        result = []
+        for run in sorted(mapping):
+            for tag in sorted(mapping[run]):
+                try:
+                    version = metadata.parse_plugin_metadata(mapping[run][tag].plugin_content).version
+                except ValueError as e:
+                    _warn_once(warned, "metadata", f"tb_featmap: skipping {run!r}/{tag!r}: {e}")
+                    continue
+                if version > metadata.PROTOCOL_VERSION:
+                    _warn_once(
+                        warned,
+                        "newer",
+                        f"tb_featmap: skipping {run!r}/{tag!r} (and any other series of a newer "
+                        f"format): format version {version} is newer than this reader's "
+                        f"{metadata.PROTOCOL_VERSION}; upgrade tb_featmap",
+                    )
+                    continue
+                result.append((run, tag))
+        return result
+
+    def _select(self, run, layer) -> List[Tuple[str, str]]:
+        for name, value in (("run", run), ("layer", layer)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+        selected = list(self._series)
+        if run is not None:
+            selected = [key for key in selected if key[0] == run]
+            if not selected:
+                raise ValueError(
+                    f"run {run!r} has no feature maps in {self.logdir!r}; valid runs: "
+                    f"{_listing(self.runs())}"
+                )
+        if layer is not None:
+            candidates = selected
+            selected = [key for key in candidates if layer in (key[1], metadata.layer_name(key[1]))]
+            if not selected:
+                where = f"run {run!r}" if run is not None else repr(self.logdir)
+                names = sorted({metadata.layer_name(tag) for _, tag in candidates})
+                raise ValueError(f"layer {layer!r} is not in {where}; valid layers: {_listing(names)}")
+        return selected
+
+    def _read_series(self, keys) -> Dict[Tuple[str, str], list]:
+        """(run, tag) -> its blob-sequence data, ascending by step."""
+        if not keys:
+            return {}
+        result = self._provider.read_blob_sequences(
+            self._ctx,
+            experiment_id=_EXPERIMENT,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=_ALL,
+            run_tag_filter=provider.RunTagFilter(
+                runs=sorted({run for run, _ in keys}), tags=sorted({tag for _, tag in keys})
+            ),
+        )
+        return {
+            (run, tag): sorted(result[run][tag], key=lambda d: d.step)
+            for run, tag in keys
+            if tag in result.get(run, {})
+        }
+
+    def _blobs(self, datum, count, run, tag, warned) -> Optional[list]:
+        if len(datum.values) < count:
+            _warn_damaged(warned, run, tag, datum.step, f"{len(datum.values)} blobs, expected 3")
+            return None
+        try:
+            return [self._provider.read_blob(self._ctx, blob_key=ref.blob_key) for ref in datum.values[:count]]
+        except (errors.NotFoundError, IndexError, TypeError, ValueError) as e:
+            # A tensor that is not a 1-D string tensor, which any tool can write under
+            # this plugin's name, fails this way in the data provider.
+            _warn_damaged(warned, run, tag, datum.step, f"{type(e).__name__}: {e}")
+            return None
+
+    def _decode(self, blobs, run, tag, step, warned) -> Optional[tuple]:
+        """(header,), (header, stats) or (header, stats, values), or None if unreadable."""
+        try:
+            header = payload.decode_header(blobs[0])
+            if len(blobs) == 1:
+                return (header,)
+            stats = payload.decode_stats(header, blobs[1])
+            maps = None
+            if len(blobs) == 3:
+                maps = payload.decode_values(header, stats, blobs[2])
+                maps.flags.writeable = False
+        except payload.NewerVersionError as e:
+            _warn_once(
+                warned, "newer", f"tb_featmap: skipping steps of a newer format, first "
+                f"{run!r}/{tag!r} step {step}: {e}"
+            )
+            return None
+        except payload.PayloadError as e:
+            _warn_damaged(warned, run, tag, step, str(e))
+            return None
+        return header, stats, maps
+
+
+def read(
+    logdir: Union[str, "os.PathLike[str]"],
+    run: Optional[str] = None,
+    layer: Optional[str] = None,
+    *,
+    step: StepArg = None,
+    values: bool = True,
+    as_dataframe: bool = False,
+):
+    """Read logged feature maps into memory, without a TensorBoard server.
+
+    Args:
+        logdir: A directory of runs, as given to ``tensorboard --logdir``.
+        run: Only this run. Default: all.
+        layer: Only this layer, by the name it was logged under (``"features.0"``, or with
+            a prefix ``"probe/features.0"``) or its full tag. Default: all.
+        step: Only this step or these steps. Default: every kept step.
+        values: Decode the maps too. Default ``True``; ``False`` is faster when the
+            statistics suffice.
+        as_dataframe: Return ``to_dataframe(records)`` instead of the records. Default
+            ``False``.
+
+    Returns:
+        A list of ``FeatureMapRecord`` (by run, tag, step), or with ``as_dataframe`` a
+        pandas DataFrame with one row per map.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        FileNotFoundError: If ``logdir`` does not exist.
+        ValueError: If ``run``, ``layer`` or ``step`` names nothing in the logdir; the
+            message lists the valid names.
+        ImportError: If ``as_dataframe`` is set and pandas is not installed.
+
+    Examples::
+
+        >>> records = read("runs", run="alexnet", layer="features.0")
+        >>> [(r.step, r.values.shape) for r in records][:2]
+        [(0, (1, 64, 55, 55)), (10, (1, 64, 55, 55))]
+        >>> records[-1].stats["zero_fraction"].shape
+        (1, 64)
+    """
+    if not isinstance(as_dataframe, bool):
+        raise TypeError(f"as_dataframe must be a bool, got {type(as_dataframe).__name__}")
+    if as_dataframe:
+        _pandas()  # fail before the (slow) read
+    records = list(FeatureMapReader(logdir).records(run, layer, step=step, values=values))
+    return to_dataframe(records) if as_dataframe else records
+
+
+def to_dataframe(records):
+    """One row per stored map (step, sample, channel) of ``records``: a tidy table.
+
+    Args:
+        records: ``FeatureMapRecord`` objects, as ``read`` returns them.
+
+    Returns:
+        A ``pandas.DataFrame`` with columns ``run, layer, tag, step, wall_time, sample,
+        channel``, one per statistic (``min, max, mean, std, zero_fraction, nonfinite``)
+        and ``map`` (the ``H x W`` float32 array, or ``None`` for records read without
+        values).
+
+    Raises:
+        ImportError: If pandas is not installed.
+        TypeError: If an element of ``records`` is not a ``FeatureMapRecord``.
+
+    Examples::
+
+        >>> df = to_dataframe(read("runs", layer="features.0"))
+        >>> df.groupby("channel")["zero_fraction"].mean().nlargest(3)
+    """
+    pandas = _pandas()
+    columns: Dict[str, list] = {
+        name: [] for name in ("run", "layer", "tag", "step", "wall_time", "sample", "channel")
+    }
+    columns.update({name: [] for name in payload.STAT_FIELDS})
+    columns["map"] = []
+    for record in records:
+        if not isinstance(record, FeatureMapRecord):
+            raise TypeError(f"records must hold FeatureMapRecord, got {type(record).__name__}")
+        n, c = record.stats["min"].shape
+        for sample in range(n):
+            for channel in range(c):
+                columns["run"].append(record.run)
+                columns["layer"].append(record.layer)
+                columns["tag"].append(record.tag)
+                columns["step"].append(record.step)
+                columns["wall_time"].append(record.wall_time)
+                columns["sample"].append(sample)
+                columns["channel"].append(channel)
+                for name in payload.STAT_FIELDS:
+                    columns[name].append(float(record.stats[name][sample, channel]))
+                columns["map"].append(
+                    None if record.values is None else record.values[sample, channel]
+                )
+    return pandas.DataFrame(columns)
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            "as_dataframe / to_dataframe need pandas, which is not installed: pip install pandas"
+        ) from None
+    return pandas
+
+
+def _check_steps(step: StepArg) -> Optional[set]:
+    if step is None:
+        return None
+    items = [step] if not isinstance(step, Collection) or isinstance(step, (str, bytes)) else list(step)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
+            raise TypeError(
+                f"step must be an int or a collection of ints, got {type(item).__name__}"
+            )
+        if item < 0:
+            raise ValueError(f"step must be non-negative, got {item}")
+    return {int(item) for item in items}
+
+
+def _listing(names: list) -> str:
+    shown = ", ".join(repr(n) if isinstance(n, str) else str(n) for n in names[:_SHOWN])
+    more = f", ... ({len(names)} in all)" if len(names) > _SHOWN else ""
+    return f"{shown}{more}" if names else "(none)"
+
+
+def _warn_once(warned: set, kind: str, message: str) -> None:
+    if kind not in warned:
+        warned.add(kind)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _warn_damaged(warned: set, run: str, tag: str, step: int, reason: str) -> None:
+    _warn_once(
+        warned, "damaged", f"tb_featmap: skipping unreadable steps, first {run!r}/{tag!r} "
+        f"step {step}: {reason}"
+    )

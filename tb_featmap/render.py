@@ -1,0 +1,305 @@
+"""Draw feature maps as an RGB grid of channels, the way the Feature Maps tab draws them.
+
+numpy only (matplotlib, imported on first use, supplies the colormap tables); no torch.
+The tab's colormaps (``frontend/colormaps.js``) are generated from ``colormap_lut``, so an
+exported image and the browser show the same colours.
+
+How a value becomes a colour:
+
+1. A range ``[lo, hi]`` per map, from the writer's statistics, by normalisation mode:
+
+   - ``"channel"``: each map its own min and max at that step.
+   - ``"layer"``: all maps of the drawn sample at that step share the smallest min and the
+     largest max over the channels.
+   - ``"fixed"``: one range for the layer over every kept step of that run: the smallest min
+     and largest max over all steps and channels of the drawn sample (``fixed_range``).
+
+   With the ``"diverging"`` colormap the range is made symmetric around 0:
+   ``m = max(|lo|, |hi|)``, range ``[-m, m]``, so that 0 is white.
+2. Index ``round(255 * (v - lo) / (hi - lo))``, clipped to 0..255, into the 256-entry table.
+   A map whose range is empty (a constant map) is drawn in colour 0, the low end.
+3. Non-finite values (NaN, infinities) are drawn in ``NONFINITE_RGB`` (magenta).
+
+The grid has ``grid_columns(C)`` columns (``ceil(sqrt(C))``: near square), channels in
+row-major order, a 1-pixel gap of ``GAP_RGB`` between cells, and each map value drawn as
+``scale x scale`` pixels.
+"""
+
+import functools
+import math
+from typing import Iterable, Optional, Tuple
+
+import numpy as np
+
+__all__ = [
+    "COLORMAPS",
+    "NORMALIZATIONS",
+    "NONFINITE_RGB",
+    "GAP_RGB",
+    "colormap_lut",
+    "grid_columns",
+    "value_ranges",
+    "fixed_range",
+    "render_maps",
+    "render_record",
+]
+
+COLORMAPS = ("gray", "viridis", "magma", "inferno", "diverging")
+NORMALIZATIONS = ("channel", "layer", "fixed")
+NONFINITE_RGB = (255, 0, 255)
+GAP_RGB = (255, 255, 255)
+
+# Our name -> matplotlib's.
+_MATPLOTLIB_NAMES = {
+    "gray": "gray",
+    "viridis": "viridis",
+    "magma": "magma",
+    "inferno": "inferno",
+    "diverging": "RdBu_r",
+}
+
+
+def colormap_lut(name: str) -> np.ndarray:
+    """The 256-entry colour table of a colormap, from matplotlib.
+
+    Args:
+        name: One of ``COLORMAPS``; ``"diverging"`` is matplotlib's ``RdBu_r``.
+
+    Returns:
+        A new ``uint8`` array of shape ``(256, 3)``: RGB for index 0 (low) to 255 (high).
+
+    Raises:
+        ValueError: If ``name`` is not in ``COLORMAPS``.
+        ImportError: If matplotlib is not installed.
+
+    Examples::
+
+        >>> colormap_lut("viridis")[[0, 255]]
+        array([[ 68,   1,  84],
+               [253, 231,  37]], dtype=uint8)
+    """
+    _check_choice("colormap", name, COLORMAPS)
+    return _lut(name).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _lut(name: str) -> np.ndarray:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "drawing feature maps needs matplotlib for its colormaps: pip install matplotlib"
+        ) from None
+    cmap = matplotlib.colormaps[_MATPLOTLIB_NAMES[name]].resampled(256)
+    rgba = cmap(np.arange(256))
+    lut = np.rint(rgba[:, :3] * 255).astype(np.uint8)
+    lut.flags.writeable = False
+    return lut
+
+
+def grid_columns(count: int) -> int:
+    """Columns of the channel grid for ``count`` maps: ``ceil(sqrt(count))``, at least 1."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+        raise TypeError(f"count must be an int, got {type(count).__name__}")
+    if count < 0:
+        raise ValueError(f"count must be non-negative, got {count}")
+    return max(1, math.isqrt(count - 1) + 1) if count > 0 else 1
+
+
+def value_ranges(
+    stats_min: np.ndarray,
+    stats_max: np.ndarray,
+    *,
+    norm: str = "channel",
+    colormap: str = "gray",
+    fixed: Optional[Tuple[float, float]] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``[lo, hi]`` range of each map, by normalisation mode (see the module docstring).
+
+    Args:
+        stats_min: Each map's minimum at this step, shape ``[C]``.
+        stats_max: Each map's maximum at this step, shape ``[C]``.
+        norm: One of ``NORMALIZATIONS``. Default ``"channel"``.
+        colormap: One of ``COLORMAPS``; ``"diverging"`` makes the ranges symmetric around 0.
+            Default ``"gray"``.
+        fixed: The layer's ``(lo, hi)`` over all steps, required for ``norm="fixed"``
+            (``fixed_range`` computes it).
+
+    Returns:
+        ``(lo, hi)``, float64 arrays of shape ``[C]``.
+
+    Raises:
+        ValueError: On an unknown ``norm`` or ``colormap``, mismatched shapes, or
+            ``norm="fixed"`` without ``fixed``.
+    """
+    _check_choice("norm", norm, NORMALIZATIONS)
+    _check_choice("colormap", colormap, COLORMAPS)
+    lo = np.asarray(stats_min, dtype=np.float64)
+    hi = np.asarray(stats_max, dtype=np.float64)
+    if lo.ndim != 1 or lo.shape != hi.shape:
+        raise ValueError(
+            f"stats_min and stats_max must both have shape [C], got {lo.shape} and {hi.shape}"
+        )
+    if norm == "layer":
+        lo, hi = np.full_like(lo, _nan_extreme(lo, np.nanmin)), np.full_like(hi, _nan_extreme(hi, np.nanmax))
+    elif norm == "fixed":
+        if fixed is None or len(fixed) != 2:
+            raise ValueError("norm='fixed' needs fixed=(lo, hi); compute it with fixed_range()")
+        lo, hi = np.full_like(lo, float(fixed[0])), np.full_like(hi, float(fixed[1]))
+    if colormap == "diverging":
+        m = np.maximum(np.abs(lo), np.abs(hi))
+        lo, hi = -m, m
+    return lo, hi
+
+
+def fixed_range(records: Iterable, *, sample: int = 0) -> Tuple[float, float]:
+    """The ``"fixed"`` range of a layer: extremes over all given steps and channels.
+
+    Args:
+        records: The steps of one run and layer (``FeatureMapRecord`` objects from
+            ``tb_featmap.reader``; ``values`` may be ``None``).
+        sample: The batch sample drawn. Default 0.
+
+    Returns:
+        ``(lo, hi)``; ``(nan, nan)`` when no value is finite.
+
+    Raises:
+        ValueError: If ``records`` is empty or mixes layers, or ``sample`` is not stored.
+    """
+    los, his, keys = [], [], set()
+    for record in records:
+        keys.add((record.run, record.tag))
+        _check_sample(sample, record.stats["min"].shape[0])
+        los.append(record.stats["min"][sample])
+        his.append(record.stats["max"][sample])
+    if not los:
+        raise ValueError("records is empty: fixed_range needs at least one step")
+    if len(keys) > 1:
+        raise ValueError(f"records must be of one run and layer, got {sorted(keys)}")
+    return (
+        _nan_extreme(np.concatenate(los).astype(np.float64), np.nanmin),
+        _nan_extreme(np.concatenate(his).astype(np.float64), np.nanmax),
+    )
+
+
+def render_maps(
+    maps: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    *,
+    colormap: str = "gray",
+    scale: int = 1,
+) -> np.ndarray:
+    """Colour ``C`` maps with their ranges and lay them out as a grid.
+
+    Args:
+        maps: ``[C, H, W]`` values of one sample.
+        lo: The low end of each map's range, ``[C]`` (``value_ranges`` gives it).
+        hi: The high end, ``[C]``.
+        colormap: One of ``COLORMAPS``. Default ``"gray"``.
+        scale: Pixels per map value along each axis. Default 1.
+
+    Returns:
+        A ``uint8`` RGB image ``[rows * H * scale + rows - 1, cols * W * scale + cols - 1, 3]``.
+
+    Raises:
+        TypeError: If ``scale`` is not an int.
+        ValueError: On mismatched shapes, an unknown colormap or ``scale`` < 1.
+    """
+    _check_choice("colormap", colormap, COLORMAPS)
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
+        raise TypeError(f"scale must be a positive int, got {type(scale).__name__}")
+    if scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale}")
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must have shape [C, H, W], got {maps.shape}")
+    c, h, w = maps.shape
+    lo = np.asarray(lo, dtype=np.float64).reshape(-1)
+    hi = np.asarray(hi, dtype=np.float64).reshape(-1)
+    if lo.shape != (c,) or hi.shape != (c,):
+        raise ValueError(f"lo and hi must have shape [{c}], got {lo.shape} and {hi.shape}")
+
+    span = hi - lo
+    usable = np.isfinite(span) & (span > 0)
+    factor = np.where(usable, 255.0 / np.where(usable, span, 1.0), 0.0)[:, None, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = (maps.astype(np.float64) - np.where(usable, lo, 0.0)[:, None, None]) * factor
+    finite = np.isfinite(maps)
+    index = np.clip(np.rint(np.where(finite, t, 0.0)), 0, 255).astype(np.uint8)
+    tiles = _lut(colormap)[index]  # [C, H, W, 3]
+    tiles[~finite] = NONFINITE_RGB
+    if scale > 1:
+        tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+
+    columns = grid_columns(c)
+    rows = -(-c // columns)
+    ch, cw = h * scale, w * scale
+    image = np.empty((rows * (ch + 1) - 1, columns * (cw + 1) - 1, 3), dtype=np.uint8)
+    image[:] = GAP_RGB
+    for i in range(c):
+        top, left = (i // columns) * (ch + 1), (i % columns) * (cw + 1)
+        image[top:top + ch, left:left + cw] = tiles[i]
+    return image
+
+
+def render_record(
+    record,
+    *,
+    sample: int = 0,
+    colormap: str = "gray",
+    norm: str = "channel",
+    fixed: Optional[Tuple[float, float]] = None,
+    scale: int = 1,
+) -> np.ndarray:
+    """Draw one step of one layer as the tab does.
+
+    Args:
+        record: A ``FeatureMapRecord`` read with its values.
+        sample: The batch sample to draw. Default 0.
+        colormap: One of ``COLORMAPS``. Default ``"gray"``.
+        norm: One of ``NORMALIZATIONS``. Default ``"channel"``.
+        fixed: For ``norm="fixed"``, the layer's range (``fixed_range`` over its steps).
+        scale: Pixels per map value. Default 1.
+
+    Returns:
+        A ``uint8`` RGB image ``[height, width, 3]``, see ``render_maps``.
+
+    Raises:
+        ValueError: If the record has no values, ``sample`` is not stored, or an option
+            is invalid.
+
+    Examples::
+
+        >>> records = read("runs", run="alexnet", layer="features.0")
+        >>> image = render_record(records[-1], colormap="viridis", norm="fixed",
+        ...                       fixed=fixed_range(records), scale=2)
+        >>> image.shape  # 64 maps of 55 x 55 in 8 columns, 2 pixels per value
+        (887, 887, 3)
+    """
+    if getattr(record, "values", None) is None:
+        raise ValueError("record has no values: read it with values=True")
+    _check_sample(sample, record.values.shape[0])
+    lo, hi = value_ranges(
+        record.stats["min"][sample], record.stats["max"][sample],
+        norm=norm, colormap=colormap, fixed=fixed,
+    )
+    return render_maps(record.values[sample], lo, hi, colormap=colormap, scale=scale)
+
+
+def _check_choice(name: str, value, choices: Tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _check_sample(sample, count: int) -> None:
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)):
+        raise TypeError(f"sample must be an int, got {type(sample).__name__}")
+    if not 0 <= sample < count:
+        raise ValueError(f"sample {sample} is not stored; this layer has samples 0..{count - 1}")
+
+
+def _nan_extreme(values: np.ndarray, reduce) -> float:
+    """np.nanmin / np.nanmax that gives NaN for all-NaN input instead of warning."""
+    finite = values[~np.isnan(values)]
+    return float(reduce(finite)) if finite.size else math.nan
