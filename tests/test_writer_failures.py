@@ -1,0 +1,171 @@
+"""The disk fills up or the log directory goes away during training.
+
+log_feature_maps warns once, keeps returning (``{}``) instead of raising, and what is on disk
+is whole steps only: every feature-map event read back has every layer of its call.
+TensorBoard's writer is asynchronous, so a failed write surfaces at the next call.
+"""
+
+import errno
+import shutil
+import subprocess
+import warnings
+
+import pytest
+import torch
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.tensorflow_stub.io import gfile
+from torch.utils.tensorboard import SummaryWriter
+
+from tb_featmap import log_feature_maps, payload
+from tb_featmap import summary as summary_module
+
+# TensorBoard's writer thread dies with the OSError; pytest would report that as a warning.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+
+LAYERS = ("conv1", "conv2", "fc")
+
+
+def outputs(step):
+    generator = torch.Generator().manual_seed(step)
+    return {
+        "conv1": torch.randn(1, 8, 32, 32, generator=generator),
+        "conv2": torch.randn(1, 16, 16, 16, generator=generator),
+        "fc": torch.randn(1, 32, generator=generator),
+    }
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings():
+    """log_feature_maps warns once per process and writer; start each test afresh."""
+    summary_module._WARNED.clear()
+    yield
+    summary_module._WARNED.clear()
+
+
+def train(writer, steps):
+    """Call log_feature_maps like a training loop. Returns (results, failure warnings)."""
+    results = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in steps:
+            results.append(log_feature_maps(writer, outputs(step), step, precision="float16"))
+    failures = [w for w in caught if "could not write" in str(w.message)]
+    return results, failures
+
+
+def stored_steps(logdir):
+    """Steps of the feature-map events on disk; asserts each is whole and decodes."""
+    steps = []
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        for event in event_file_loader.EventFileLoader(str(path)).Load():
+            if not event.HasField("summary"):
+                continue
+            tags = sorted(v.tag for v in event.summary.value)
+            assert tags == sorted(f"feature_maps/{name}" for name in LAYERS), tags  # all or none
+            for value in event.summary.value:
+                header_blob, stats_blob, data_blob = value.tensor.string_val
+                header = payload.decode_header(header_blob)
+                stats = payload.decode_stats(header, stats_blob)
+                payload.decode_values(header, stats, data_blob)
+            steps.append(event.step)
+    return steps
+
+
+def check_one_warning_and_going_on(results, failures, steps):
+    assert len(failures) == 1, [str(w.message) for w in failures]
+    assert failures[0].category is RuntimeWarning
+    assert failures[0].filename == __file__  # it points at the training loop
+    first_failed = results.index({})
+    assert all(r == {} for r in results[first_failed:])  # nothing more claimed written
+    assert all(set(r) == {f"feature_maps/{n}" for n in LAYERS} for r in results[:first_failed])
+    return steps[:first_failed]
+
+
+def test_disk_full_on_a_real_tiny_filesystem(tmp_path):
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        writer = SummaryWriter(mount_point / "run")
+        steps = list(range(30))  # ~40 KB a step: the disk fills after a few
+        results, failures = train(writer, steps)
+        claimed = check_one_warning_and_going_on(results, failures, steps)
+        copy = tmp_path / "copy"
+        shutil.copytree(mount_point / "run", copy)
+        on_disk = stored_steps(copy)
+        assert 0 < len(on_disk) and on_disk == steps[:len(on_disk)]
+        # The call whose write failed in the background had already returned its result.
+        assert len(claimed) - 1 <= len(on_disk) <= len(claimed)
+        with pytest.raises(OSError):
+            writer.close()  # TensorBoard's writer itself re-raises on close (not ours)
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+@pytest.fixture
+def disk_fills_after(monkeypatch):
+    """Make event-file appends under a directory fail with ENOSPC after `limit` bytes, the
+    failing write landing half on disk, as a real full disk does."""
+    real_append = gfile.LocalFileSystem.append
+
+    def arm(directory, limit):
+        written = [0]
+
+        def append(self, filename, content, binary_mode=False):
+            if str(directory) in str(filename):
+                if written[0] + len(content) > limit:
+                    real_append(self, filename, content[: len(content) // 2], binary_mode)
+                    raise OSError(errno.ENOSPC, "No space left on device", filename)
+                written[0] += len(content)
+            return real_append(self, filename, content, binary_mode)
+
+        monkeypatch.setattr(gfile.LocalFileSystem, "append", append)
+
+    return arm
+
+
+def test_disk_full_mid_record_leaves_only_whole_steps(tmp_path, disk_fills_after):
+    logdir = tmp_path / "run"
+    writer = SummaryWriter(logdir)
+    disk_fills_after(logdir, 200_000)
+    steps = list(range(0, 60, 3))
+    results, failures = train(writer, steps)
+    claimed = check_one_warning_and_going_on(results, failures, steps)
+    on_disk = stored_steps(logdir)  # the half record at the end is not read back
+    assert on_disk == steps[:len(on_disk)] and len(claimed) - 1 <= len(on_disk) <= len(claimed)
+
+
+def test_log_dir_removed_during_training(tmp_path):
+    logdir = tmp_path / "run"
+    writer = SummaryWriter(logdir)
+    first, failures = train(writer, range(3))
+    assert not failures and all(first)
+    writer.flush()
+    shutil.rmtree(logdir)
+    results, failures = train(writer, range(3, 20))
+    assert len(failures) == 1 and "no longer exists" in str(failures[0].message)
+    assert results == [{}] * 17
+
+
+def test_log_dir_removed_while_a_write_is_in_flight(tmp_path, monkeypatch):
+    """The directory disappears after log_feature_maps checked it, before TensorBoard's
+    background thread writes: the error comes back at the next call, warned once."""
+    logdir = tmp_path / "run"
+    writer = SummaryWriter(logdir)
+    real_append = gfile.LocalFileSystem.append
+    calls = [0]
+
+    def append(self, filename, content, binary_mode=False):
+        calls[0] += 1
+        if calls[0] == 4:
+            shutil.rmtree(logdir)
+        return real_append(self, filename, content, binary_mode)
+
+    monkeypatch.setattr(gfile.LocalFileSystem, "append", append)
+    results, failures = train(writer, range(12))
+    assert len(failures) == 1, [str(w.message) for w in failures]
+    assert results[-1] == {} and not logdir.exists()
