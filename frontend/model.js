@@ -1,0 +1,93 @@
+// Data access: the plugin's routes, fetched relative to this module, with caches.
+// See tb_featmap/http_api.md.
+
+import { decodePayload } from './decode.js';
+import { ByteLRU } from './lru.js';
+
+const BASE = new URL('./', import.meta.url);
+
+/** The URL of a route with query parameters. */
+export function routeURL(route, params = {}) {
+  const url = new URL(route, BASE);
+  url.search = new URLSearchParams(params).toString();
+  return url;
+}
+
+async function fetchOK(url, init) {
+  const response = await fetch(url, init);
+  if (!response.ok) {
+    const text = (await response.text()).slice(0, 200);
+    throw new Error(`${response.status} ${text}`);
+  }
+  return response;
+}
+
+/** Cached access to tags, steps, statistics and decoded maps. */
+export class Model {
+  /**
+   * @param {number} [budget] bytes of decoded maps kept in memory
+   */
+  constructor(budget = 384 << 20) {
+    this.maps = new ByteLRU(budget);
+    this.inflight = new Map();
+    this.statsCache = new Map();
+  }
+
+  /** {run: {tag: info}} from /tags (no-store: new runs appear while training runs). */
+  async tags() {
+    return (await fetchOK(routeURL('tags'), { cache: 'no-store' })).json();
+  }
+
+  /** [{step, wall_time}] of one layer, oldest first. */
+  async steps(run, tag) {
+    return (await fetchOK(routeURL('steps', { run, tag }), { cache: 'no-store' })).json();
+  }
+
+  /**
+   * Per-channel statistics over the kept steps, cached per `version` (e.g. the newest step).
+   */
+  async stats(run, tag, sample, version) {
+    const key = JSON.stringify([run, tag, sample, version]);
+    if (!this.statsCache.has(key)) {
+      if (this.statsCache.size > 64) this.statsCache.clear();
+      const request = fetchOK(routeURL('stats', { run, tag, sample }), { cache: 'no-store' })
+        .then((r) => r.json());
+      request.catch(() => this.statsCache.delete(key));
+      this.statsCache.set(key, request);
+    }
+    return this.statsCache.get(key);
+  }
+
+  static key(run, tag, step, wallTime) {
+    return JSON.stringify([run, tag, step, wallTime]);
+  }
+
+  /** The decoded maps of one step if they are in memory, else undefined (synchronous). */
+  peek(run, tag, step, wallTime) {
+    return this.maps.get(Model.key(run, tag, step, wallTime));
+  }
+
+  /**
+   * The decoded maps of one step: from memory, from a request already under way, or
+   * fetched with its wall_time (which lets the browser cache the reply).
+   * @returns {Promise<object>}
+   */
+  load(run, tag, step, wallTime) {
+    const key = Model.key(run, tag, step, wallTime);
+    const hit = this.maps.get(key);
+    if (hit) return Promise.resolve(hit);
+    let request = this.inflight.get(key);
+    if (!request) {
+      request = fetchOK(routeURL('maps', { run, tag, step, wall_time: wallTime }))
+        .then((r) => r.arrayBuffer())
+        .then(decodePayload)
+        .then((maps) => {
+          this.maps.set(key, maps, maps.bytes);
+          return maps;
+        })
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, request);
+    }
+    return request;
+  }
+}
