@@ -1,0 +1,295 @@
+"""tb-featmap (tb_featmap.cli) and the drawing it uses (tb_featmap.render), on real event files."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.tensorboard import SummaryWriter
+
+from tb_featmap import render
+from tb_featmap.cli import main
+from tb_featmap.reader import read
+from tb_featmap.summary import log_feature_maps
+
+STEPS = (0, 10, 20)
+C, H, W = 5, 4, 6  # 5 maps -> a 3 x 2 grid
+
+
+def _conv(step: int) -> torch.Tensor:
+    """Channel c ramps over [0, c + 1] times (step + 1): every map and step its own range."""
+    ramp = torch.linspace(0, 1, H * W).view(1, 1, H, W)
+    x = ramp * torch.arange(1, C + 1).view(1, C, 1, 1) * (step + 1)
+    x[0, 4] = 3.0  # a constant map
+    return x
+
+
+@pytest.fixture
+def logdir(tmp_path):
+    with SummaryWriter(str(tmp_path / "logs" / "train")) as writer:
+        for step in STEPS:
+            log_feature_maps(writer, {"conv": _conv(step), "fc": torch.randn(1, 3)}, step)
+    with SummaryWriter(str(tmp_path / "logs" / "eval")) as writer:
+        x = torch.randn(1, 2, 3, 3)
+        x[0, 1, 1, 1] = float("nan")
+        log_feature_maps(writer, {"odd": x}, 7)
+    return tmp_path / "logs"
+
+
+def _export(logdir, tmp_path, name="out.png", *args) -> np.ndarray:
+    out = tmp_path / name
+    assert main(["export", str(logdir), "--run", "train", "--layer", "conv", "-q", "-o", str(out), *args]) == 0
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def _cell(image: np.ndarray, index: int, scale: int, columns: int = 3) -> np.ndarray:
+    """The pixels of map `index` in a grid image."""
+    top, left = (index // columns) * (H * scale + 1), (index % columns) * (W * scale + 1)
+    return image[top:top + H * scale, left:left + W * scale]
+
+
+# --- ls --------------------------------------------------------------------------------
+
+
+def test_ls_lists_runs_layers_shapes_and_steps(logdir, capsys):
+    assert main(["ls", str(logdir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["RUN", "LAYER", "LAYOUT", "SHAPE", "STORED", "ENCODING", "STEPS", "RANGE"]
+    rows = [line.split() for line in lines[1:]]
+    assert rows == [
+        ["eval", "odd", "NCHW", "1x2x3x3", "1x2x3x3", "uint8", "1", "7..7"],
+        ["train", "conv", "NCHW", "1x5x4x6", "1x5x4x6", "uint8", "3", "0..20"],
+        ["train", "fc", "NF", "1x3", "1x3x1x1", "uint8", "3", "0..20"],
+    ]
+
+
+def test_ls_json(logdir, capsys):
+    assert main(["ls", str(logdir), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    conv = next(d for d in listing if d["layer"] == "conv")
+    assert conv == {
+        "run": "train", "layer": "conv", "tag": "feature_maps/conv", "layout": "NCHW",
+        "shape": [1, C, H, W], "stored": [1, C, H, W], "encoding": "uint8",
+        "steps": 3, "first_step": 0, "last_step": 20,
+    }
+
+
+def test_ls_of_a_directory_without_feature_maps(tmp_path, capsys):
+    assert main(["ls", str(tmp_path)]) == 1
+    assert "no feature maps" in capsys.readouterr().err
+
+
+# --- export: PNG -------------------------------------------------------------------------
+
+
+def test_export_png_grid_layout_and_channel_normalisation(logdir, tmp_path):
+    image = _export(logdir, tmp_path, "g.png", "--step", "10", "--scale", "2")
+    rows, columns = 2, 3
+    assert image.shape == (rows * (H * 2 + 1) - 1, columns * (W * 2 + 1) - 1, 3)
+    # 1-pixel gaps between cells, and the unused sixth cell, in the gap colour.
+    assert (image[H * 2, :] == render.GAP_RGB).all()
+    assert (image[:, W * 2] == render.GAP_RGB).all()
+    assert (_cell(image, 5, 2) == render.GAP_RGB).all()
+    # "channel": each ramp spans its own range, so each goes from black to white.
+    for c in range(4):
+        cell = _cell(image, c, 2)
+        assert cell.min() == 0 and cell.max() == 255, c
+        assert (cell[0, 0] == 0).all() and (cell[-1, -1] == 255).all()
+    # A constant map is drawn in the low end of the colormap.
+    assert (_cell(image, 4, 2) == 0).all()
+
+
+def test_export_png_changes_with_colormap(logdir, tmp_path):
+    gray = _export(logdir, tmp_path, "gray.png", "--step", "10", "--scale", "1")
+    viridis = _export(logdir, tmp_path, "viridis.png", "--step", "10", "--scale", "1", "--colormap", "viridis")
+    assert gray.shape == viridis.shape and not np.array_equal(gray, viridis)
+    lut = {tuple(c) for c in render.colormap_lut("viridis")} | {render.GAP_RGB}
+    assert {tuple(p) for p in viridis.reshape(-1, 3)} <= lut
+    low, high = render.colormap_lut("viridis")[[0, 255]]
+    cell = _cell(viridis, 0, 1)
+    assert (cell[0, 0] == low).all() and (cell[-1, -1] == high).all()
+
+
+def test_export_png_changes_with_norm(logdir, tmp_path):
+    channel = _export(logdir, tmp_path, "c.png", "--step", "10", "--scale", "1", "--norm", "channel")
+    layer = _export(logdir, tmp_path, "l.png", "--step", "10", "--scale", "1", "--norm", "layer")
+    fixed = _export(logdir, tmp_path, "f.png", "--step", "10", "--scale", "1", "--norm", "fixed")
+    # "layer": one range for the step, [0, 4 * 11]: map c reaches (c + 1) / 4 of it.
+    for c in range(4):
+        expected = round(255 * (c + 1) / 4)
+        assert abs(int(_cell(layer, c, 1).max()) - expected) <= 1, c
+    assert _cell(layer, 3, 1).max() == 255 and _cell(channel, 0, 1).max() == 255
+    # "fixed": one range over all steps, [0, 4 * 21]: step 10 reaches 11/21 at most.
+    assert abs(int(fixed[..., 0][fixed[..., 0] != 255].max()) - round(255 * 4 * 11 / (4 * 21))) <= 1
+    assert not np.array_equal(layer, fixed) and not np.array_equal(channel, layer)
+
+
+def test_export_diverging_is_symmetric_around_zero(logdir, tmp_path):
+    image = _export(logdir, tmp_path, "d.png", "--step", "0", "--scale", "1", "--colormap", "diverging")
+    lut = render.colormap_lut("diverging")
+    cell = _cell(image, 0, 1)
+    # Values in [0, 1]: the range is [-1, 1], so 0 is the middle (white), 1 the red end.
+    assert (cell[0, 0] == lut[128]).all() and (cell[-1, -1] == lut[255]).all()
+
+
+def test_export_nonfinite_values_in_magenta(logdir, tmp_path):
+    out = tmp_path / "nan.png"
+    assert main(["export", str(logdir), "--run", "eval", "-o", str(out), "--scale", "1", "-q"]) == 0
+    image = np.asarray(Image.open(out).convert("RGB"))
+    magenta = np.argwhere((image == render.NONFINITE_RGB).all(axis=-1))
+    # Two maps of 3 x 3 side by side; the NaN is map 1 at (1, 1).
+    assert magenta.tolist() == [[1, 3 + 1 + 1]]
+
+
+def test_export_defaults_newest_step_and_default_scale(logdir, tmp_path, capsys):
+    out = tmp_path / "newest.png"
+    assert main(["export", str(logdir), "--layer", "conv", "-o", str(out)]) == 0
+    assert "step 20" in capsys.readouterr().err  # the only run with "conv", its newest step
+    scale = math.ceil(16 / max(H, W))  # default: maps at least 16 pixels
+    assert Image.open(out).size == (3 * (W * scale + 1) - 1, 2 * (H * scale + 1) - 1)
+    newest = read(logdir, run="train", layer="conv", step=20)[0]
+    expected = render.render_record(newest, scale=scale)
+    np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), expected)
+
+
+# --- export: GIF -----------------------------------------------------------------------
+
+
+def test_export_gif_over_all_steps_with_progress(logdir, tmp_path, capsys):
+    out = tmp_path / "layer.gif"
+    code = main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "all",
+                 "--norm", "fixed", "-o", str(out)])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "3/3" in err and "3 steps" in err
+    gif = Image.open(out)
+    assert gif.n_frames == len(STEPS)
+    frames = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        frames.append(np.asarray(gif.convert("RGB")))
+    # Under "fixed", later steps (larger values) are brighter.
+    brightness = [f[f != 255].mean() for f in frames]
+    assert brightness[0] < brightness[1] < brightness[2]
+
+
+def test_export_gif_step_range(logdir, tmp_path):
+    out = tmp_path / "part.gif"
+    assert main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "5:20",
+                 "--norm", "fixed", "-q", "-o", str(out)]) == 0
+    assert Image.open(out).n_frames == 2
+    # Pillow merges identical consecutive frames (adding up their durations): under
+    # "channel" these scaled ramps look the same at every step.
+    assert main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "5:20",
+                 "-q", "--duration", "150", "-o", str(out)]) == 0
+    gif = Image.open(out)
+    assert gif.n_frames == 1 and gif.info["duration"] == 300
+
+
+# --- errors: one line on stderr, exit code 2 ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--run", "nope", "--layer", "conv"], "unknown run 'nope'; valid runs: 'eval', 'train'"),
+        (["--run", "train", "--layer", "nope"], "unknown layer 'nope' in run 'train'; valid layers: 'conv', 'fc'"),
+        (["--run", "train", "--layer", "conv", "--step", "5"], "unknown step 5 of layer 'conv'; valid steps: 0, 10, 20"),
+        (["--layer", "fc", "--run", "train", "--steps", "50:60"], "no kept step"),
+        (["--run", "train", "--layer", "conv", "--steps", "x"], "--steps must be 'all' or 'A:B'"),
+        (["--run", "train"], "several layers; pick one with --layer: 'conv', 'fc'"),
+        ([], "several runs; pick one with --run: 'eval', 'train'"),
+        (["--run", "train", "--layer", "conv", "--sample", "3"], "--sample 3 is not stored"),
+        (["--run", "train", "--layer", "conv", "--scale", "0"], "--scale must be a positive"),
+    ],
+)
+def test_export_errors(logdir, tmp_path, capsys, args, message):
+    assert main(["export", str(logdir), "-o", str(tmp_path / "x.gif"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tb-featmap: error: ")
+    assert message in err
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_path_errors(logdir, tmp_path, capsys):
+    assert main(["ls", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["export", str(logdir), "--run", "eval", "-o", str(tmp_path / "x.jpg")]) == 2
+    assert "must end in .png or .gif" in capsys.readouterr().err
+    assert main(["export", str(logdir), "--run", "eval", "--steps", "all", "-o", str(tmp_path / "x.png")]) == 2
+    assert "give a .gif output" in capsys.readouterr().err
+    assert main(["export", str(logdir), "--run", "eval", "-o", str(tmp_path / "no" / "x.png")]) == 2
+    assert "output directory" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(logdir, capsys):
+    assert main([]) == 2
+    assert main(["export", str(logdir), "--colormap", "jet", "-o", "x.png"]) == 2
+    assert "invalid choice: 'jet'" in capsys.readouterr().err
+    assert main(["export", str(logdir), "--step", "1", "--steps", "all", "-o", "x.gif"]) == 2
+    assert main(["--version"]) == 0
+
+
+def test_console_script_and_module_run_in_a_subprocess(logdir, tmp_path):
+    script = Path(sys.executable).with_name("tb-featmap")
+    commands = [[sys.executable, "-m", "tb_featmap.cli"]]
+    if script.exists():
+        commands.append([str(script)])
+    for command in commands:
+        result = subprocess.run([*command, "ls", str(logdir)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "train  conv" in result.stdout
+        bad = subprocess.run([*command, "ls", str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and bad.stderr.strip().endswith("does not exist")
+
+
+# --- render ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", render.COLORMAPS)
+def test_colormap_luts_are_matplotlibs(name):
+    lut = render.colormap_lut(name)
+    assert lut.shape == (256, 3) and lut.dtype == np.uint8
+    mpl = {"diverging": "RdBu_r"}.get(name, name)
+    expected = np.rint(matplotlib.colormaps[mpl].resampled(256)(np.linspace(0, 1, 256))[:, :3] * 255)
+    np.testing.assert_array_equal(lut, expected.astype(np.uint8))
+    lut[:] = 7  # a copy: the cached table is untouched
+    np.testing.assert_array_equal(render.colormap_lut(name), expected.astype(np.uint8))
+
+
+def test_render_options_are_checked():
+    maps = np.zeros((2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="colormap must be one of"):
+        render.colormap_lut("jet")
+    with pytest.raises(ValueError, match="norm must be one of"):
+        render.value_ranges(np.zeros(2), np.ones(2), norm="global")
+    with pytest.raises(ValueError, match="fixed_range"):
+        render.value_ranges(np.zeros(2), np.ones(2), norm="fixed")
+    with pytest.raises(TypeError, match="scale"):
+        render.render_maps(maps, np.zeros(2), np.ones(2), scale=1.5)
+    with pytest.raises(ValueError, match=r"lo and hi must have shape \[2\]"):
+        render.render_maps(maps, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="records is empty"):
+        render.fixed_range([])
+
+
+@pytest.mark.parametrize("count, columns", [(1, 1), (2, 2), (4, 2), (5, 3), (9, 3), (10, 4), (64, 8), (65, 9)])
+def test_grid_columns_near_square(count, columns):
+    assert render.grid_columns(count) == columns
+
+
+def test_value_ranges():
+    lo, hi = np.array([-1.0, 0.0, np.nan]), np.array([0.5, 3.0, np.nan])
+    np.testing.assert_array_equal(render.value_ranges(lo, hi)[1], hi)
+    layer = render.value_ranges(lo, hi, norm="layer")
+    assert layer[0].tolist() == [-1.0] * 3 and layer[1].tolist() == [3.0] * 3
+    diverging = render.value_ranges(lo, hi, colormap="diverging")
+    assert diverging[0][:2].tolist() == [-1.0, -3.0] and diverging[1][:2].tolist() == [1.0, 3.0]
+    fixed = render.value_ranges(lo, hi, norm="fixed", fixed=(-2, 5), colormap="diverging")
+    assert fixed[0].tolist() == [-5.0] * 3 and fixed[1].tolist() == [5.0] * 3
