@@ -36,8 +36,8 @@ _OWN_ARGUMENTS = ("writer", "outputs", "step")
 class FeatureMapCallback(Callback):
     """Every ``every_n_steps`` optimizer steps, log the feature maps of a probe batch.
 
-    At the end of a training batch whose ``trainer.global_step`` is a multiple of
-    ``every_n_steps``, the callback runs ``probe_batch`` through the LightningModule in eval
+    When training starts and at the end of each training batch, if ``trainer.global_step``
+    is a multiple of ``every_n_steps`` (so at step 0, the initial weights, too), the callback runs ``probe_batch`` through the LightningModule in eval
     mode under ``torch.no_grad()``, records ``layers`` with ``FeatureMapRecorder``, puts
     every submodule back in the train/eval mode it had, and writes the outputs with
     ``log_feature_maps`` to the trainer's ``TensorBoardLogger`` at step ``global_step``.
@@ -117,8 +117,15 @@ class FeatureMapCallback(Callback):
         FeatureMapRecorder(pl_module, self.layers)  # raises on a name that matches nothing
         self._tensorboard_logger(trainer)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Log the model as training starts (step 0: the initial weights), if the step is due."""
+        self._maybe_log(trainer, pl_module)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         """Log the probe batch's feature maps when ``global_step`` is due."""
+        self._maybe_log(trainer, pl_module)
+
+    def _maybe_log(self, trainer, pl_module) -> None:
         step = trainer.global_step
         if step % self.every_n_steps != 0 or step == self._last_step:
             return
