@@ -130,16 +130,17 @@ def test_bad_logdir(tmp_path):
     assert read(tmp_path) == []  # a directory without feature maps
 
 
-def test_keeps_more_steps_than_tensorboards_default_of_ten(tmp_path):
+def test_keeps_every_step_beyond_the_multiplexers_default_of_500(tmp_path):
+    count = 520  # EventMultiplexer keeps 500 tensor events per tag unless told otherwise
     with SummaryWriter(str(tmp_path)) as writer:
-        for step in range(25):
+        for step in range(count):
             log_feature_maps(writer, {"x": torch.full((1, 1, 2, 2), float(step))}, step)
     records = read(tmp_path, values=False)
-    assert [r.step for r in records] == list(range(25))
+    assert [r.step for r in records] == list(range(count))
     assert all(r.values is None for r in records)
-    assert [float(r.stats["max"][0, 0]) for r in records] == [float(s) for s in range(25)]
+    assert [float(r.stats["max"][0, 0]) for r in records] == [float(s) for s in range(count)]
     info = FeatureMapReader(tmp_path).layers()
-    assert [(i.run, i.layer, len(i.steps), i.header["stored"]) for i in info] == [(".", "x", 25, [1, 1, 2, 2])]
+    assert [(i.run, i.layer, len(i.steps), i.header["stored"]) for i in info] == [(".", "x", count, [1, 1, 2, 2])]
 
 
 def test_nonfinite_values_and_float16(tmp_path):
