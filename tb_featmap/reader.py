@@ -144,16 +144,14 @@ class FeatureMapReader:
         warned: set = set()
         result = []
         for (run_name, tag), data in self._read_series(self._select(run, layer)).items():
-            header = None
-            for datum in sorted(data, key=lambda d: d.step, reverse=True)[:_HEADER_TRIES]:
+            newest_first = sorted(data, key=lambda d: d.step, reverse=True)[:_HEADER_TRIES]
+            for datum in newest_first:
                 blobs = self._blobs(datum, 1, run_name, tag, warned)
-                header = blobs and self._decode(blobs, run_name, tag, datum.step, warned)
-                if header:
-                    header = header[0]
+                decoded = blobs and self._decode(blobs, run_name, tag, datum.step, warned)
+                if decoded:
+                    steps = tuple(d.step for d in data)  # ascending
+                    result.append(LayerInfo(run_name, metadata.layer_name(tag), tag, steps, decoded[0]))
                     break
-            if header:
-                steps = tuple(sorted(d.step for d in data))
-                result.append(LayerInfo(run_name, metadata.layer_name(tag), tag, steps, header))
         return result
 
     def records(
