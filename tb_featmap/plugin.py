@@ -284,6 +284,14 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             # The Python data provider fails this way on a tensor that is not a 1-D string
             # tensor, which any tool can write under this plugin's name.
             raise errors.NotFoundError(f"step {datum.step} cannot be read: {type(e).__name__}")
+        except errors.InvalidArgumentError:
+            # TensorBoard's Rust data server cannot parse its own blob keys when the run or
+            # tag name holds a character that JSON escapes (a quote, a backslash, a control
+            # character). The Python loader can.
+            raise errors.NotFoundError(
+                f"step {datum.step} cannot be read: the data server rejects this run or tag "
+                "name (a quote, backslash or control character); use --load_fast=false"
+            )
 
     def _header(self, ctx, run, tag, datum) -> Optional[dict]:
         try:
