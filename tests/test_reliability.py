@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -355,8 +356,12 @@ def test_each_case_through_a_real_tensorboard_with_the_rust_data_server(rust_ten
     check_tags(tb.wait_for(loaded, timeout=90), "rust")
     for name in CASES:
         check_case(tb.get, name, "rust")
+    for _ in range(2):
+        assert tb.get(ROUTE + "tags")[0] == 200
     output = tb.output()
     assert "Traceback" not in output and " 500 " not in output, output[-3000:]
+    warnings = [line.split("] ", 1)[1] for line in output.splitlines() if "plugin.py" in line]
+    assert warnings and len(warnings) == len(set(warnings)), warnings  # each once
 
 
 # --- live training ----------------------------------------------------------------------
@@ -458,4 +463,29 @@ def test_a_half_written_record_waits_until_it_is_complete(tmp_path, tensorboard_
     status, _, body = tb.get(ROUTE + f"npy?run=live&tag={TAG}&step={STEPS[-1]}")
     want = activation(STEPS[-1]).numpy()
     assert status == 200 and np.abs(np.load(io.BytesIO(body)) - want).max() <= (want.max() - want.min()) / 500
+    assert "Traceback" not in tb.output()
+
+
+ODD_NAMES = {"plain": True, "é😀 ünï": True, 'a"quote': False, "back\\slash": False, "tab\tand\x01": False}
+
+
+@pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])
+def test_names_the_rust_data_server_cannot_read_cost_only_their_layer(tmp_path, tensorboard_process, loader_flags):
+    """The Rust data server rejects its own blob keys for names that JSON escapes (a quote, a
+    backslash, a control character): those layers are left out, the rest is served."""
+    writer = SummaryWriter(tmp_path / "logs" / "run")
+    log_feature_maps(writer, {name: activation(i) for i, name in enumerate(ODD_NAMES)}, 0)
+    writer.close()
+    tb = tensorboard_process(tmp_path / "logs", *loader_flags)
+    readable = {name for name, ok in ODD_NAMES.items() if ok or loader_flags}
+    tags = tb.wait_for(lambda: (lambda r: r[0] == 200 and json.loads(r[2]))(tb.get(ROUTE + "tags")))
+    assert {info["layer"] for info in tags["run"].values()} == readable
+    for i, name in enumerate(ODD_NAMES):
+        query = urllib.parse.urlencode({"run": "run", "tag": f"feature_maps/{name}", "step": 0})
+        status, headers, body = tb.get(ROUTE + "npy?" + query)
+        check_body(status, headers, body)
+        assert status == (200 if name in readable else 404), (name, body)
+        if name in readable:
+            want = activation(i).numpy()
+            assert np.abs(np.load(io.BytesIO(body)) - want).max() <= (want.max() - want.min()) / 500
     assert "Traceback" not in tb.output()
