@@ -300,3 +300,54 @@ def test_the_torch_block_works():
     script = _BLOCK_TORCH + "import tb_featmap.summary\n"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "torch is blocked" in result.stderr
+
+
+# --- checksums: TensorBoard's pure-Python CRC32C swapped for google-crc32c -----------------
+
+
+def _pure_python_masked_crc32c(data: bytes) -> int:
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as stub
+
+    x = stub.u32(stub.crc32c(data))
+    return stub.u32(((x >> 15) | stub.u32(x << 17)) + 0xA282EAD8)
+
+
+def test_tensorboards_record_reader_still_checks_through_the_module_function():
+    """Fails loudly if TensorBoard stops looking up `masked_crc32c` at call time."""
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as stub
+
+    assert callable(stub.masked_crc32c) and callable(stub.crc32c)
+    assert "masked_crc32c" in stub.PyRecordReader_New.GetNext.__code__.co_names
+
+
+def test_native_checksum_is_installed_and_agrees_with_tensorboards(logdir):
+    google_crc32c = pytest.importorskip("google_crc32c")
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as stub
+    from tb_featmap import _writers, reader
+
+    FeatureMapReader(logdir)
+    assert (stub.masked_crc32c is _writers._masked_crc32c) == (google_crc32c.implementation == "c")
+    assert reader._install_native_crc32c() is (google_crc32c.implementation == "c")
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 7, 8, 1000, 4097):
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        assert _writers._masked_crc32c(data) == _pure_python_masked_crc32c(data)
+
+
+def test_a_corrupted_record_is_rejected_as_with_tensorboards_checksum(tmp_path, monkeypatch):
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as stub
+
+    with SummaryWriter(str(tmp_path)) as writer:
+        for step in range(4):
+            log_feature_maps(writer, {"x": torch.rand(1, 2, 8, 8)}, step)
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    data = bytearray(open(path, "rb").read())
+    data[-200] ^= 0xFF  # inside the last record's payload
+    open(path, "wb").write(bytes(data))
+
+    native = [r.step for r in read(tmp_path, values=False)]
+    with monkeypatch.context() as m:
+        m.setattr(stub, "masked_crc32c", _pure_python_masked_crc32c)
+        m.setattr("tb_featmap.reader._install_native_crc32c", lambda: False)
+        pure = [r.step for r in read(tmp_path, values=False)]
+    assert native == pure == [0, 1, 2]
