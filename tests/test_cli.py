@@ -179,6 +179,18 @@ def test_export_gif_over_all_steps_with_progress(logdir, tmp_path, capsys):
     assert brightness[0] < brightness[1] < brightness[2]
 
 
+def test_progress_without_tqdm_is_a_counter(logdir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    out = tmp_path / "plain.gif"
+    assert main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "all",
+                 "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "tb-featmap: 1/3 steps" in err and "tb-featmap: 3/3 steps" in err
+    assert main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "all",
+                 "-q", "-o", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_export_gif_step_range(logdir, tmp_path):
     out = tmp_path / "part.gif"
     assert main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "5:20",
