@@ -61,6 +61,7 @@ class App {
     this.fixed = null;
     this.deadAll = null;
     this.paintGen = 0;
+    this.paintCount = 0; // grids painted so far (tests wait on it)
     this.pollGen = 0;
     this.inputTime = null;
     this.selected = null; // channel shown in the detail view
@@ -238,9 +239,21 @@ class App {
     this.stepSlider.value = String(Math.max(0, index));
     this.fixed = null;
     this.deadAll = null;
+    if (selectionChanged) this.fitCellSize();
     await this.loadCompareSteps();
     this.loadStats();
     this.paint();
+  }
+
+  /** A cell size that lets the layer's grid fill the visible area, within 16..160 pixels. */
+  fitCellSize() {
+    const info = this.info();
+    if (!info) return;
+    const [, c, h, w] = info.stored;
+    const width = Math.max(200, this.root.clientWidth - 24);
+    const height = Math.max(300, window.innerHeight - 260);
+    const perCell = Math.sqrt((width * height) / c) * Math.min(1, Math.max(h, w) / Math.min(h, w)) - 2;
+    this.sizeInput.value = String(Math.max(16, Math.min(160, Math.floor(perCell / 4) * 4)));
   }
 
   async loadCompareSteps() {
@@ -407,7 +420,8 @@ class App {
     this.updateInfo(maps, settings);
     if (this.selected !== null) this.showDetail();
     const ms = performance.now() - t0;
-    document.dispatchEvent(new CustomEvent('fm-painted', { detail: { ms, cached, run, tag, step: entry.step, index } }));
+    this.paintCount++;
+    document.dispatchEvent(new CustomEvent('fm-painted', { detail: { ms, cached, run, tag, step: entry.step, index, ...(cached ? {} : maps.timing) } }));
     if (this.prefetch) this.prefetchAround(run, tag, index);
   }
 

@@ -78,10 +78,16 @@ export class Model {
     if (hit) return Promise.resolve(hit);
     let request = this.inflight.get(key);
     if (!request) {
+      const t0 = performance.now();
+      let t1;
       request = fetchOK(routeURL('maps', { run, tag, step, wall_time: wallTime }))
         .then((r) => r.arrayBuffer())
-        .then(decodePayload)
+        .then((buffer) => {
+          t1 = performance.now();
+          return decodePayload(buffer);
+        })
         .then((maps) => {
+          maps.timing = { fetch: t1 - t0, decode: performance.now() - t1 }; // for measurements
           this.maps.set(key, maps, maps.bytes);
           return maps;
         })

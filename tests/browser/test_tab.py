@@ -1,0 +1,331 @@
+"""The Feature Maps tab in a real TensorBoard, driven by Debian's chromium through Playwright.
+
+Each check reads what the page shows (canvas pixels, the hover readout, the selects) and
+compares it with what the plugin's routes serve for the same data.
+"""
+
+import hashlib
+import io
+import json
+import sys
+import time
+import urllib.parse
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from support import REPO, TensorBoardProcess
+from tb_featmap import log_feature_maps
+
+HOSTILE_TAG = "<img src=x onerror=alert(1)>"
+HOSTILE_RUN = "<b>run</b>"  # a directory "<b>run<" with a subdirectory "b>"
+KEPT = 4  # --samples_per_plugin: the "train" run logs more steps than this
+
+
+def _maps(step: int, channels: int, h: int, w: int, samples: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(step * 100 + channels)
+    x = torch.randn(samples, channels, h, w, generator=g) * (1 + step)
+    x[:, 1] = 0.0  # channel 1: dead at every step
+    return x
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tab") / "logs"
+    with SummaryWriter(root / "train") as writer:
+        for step in range(6):
+            conv1 = _maps(step, 8, 12, 16, samples=2)
+            if step == 5:  # the newest step: always kept
+                conv1[0, 2, 4, 5] = float("nan")
+            log_feature_maps(writer, {"conv1": conv1, "conv2": _maps(step, 16, 6, 6)}, step * 10, max_samples=2)
+    with SummaryWriter(root / "other") as writer:
+        for step in range(3):
+            log_feature_maps(writer, {"conv1": _maps(step + 7, 8, 12, 16, samples=2)}, step * 25, max_samples=2)
+    with SummaryWriter(root / HOSTILE_RUN) as writer:
+        log_feature_maps(writer, {HOSTILE_TAG: _maps(0, 3, 5, 5)}, 0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tb(logdir):
+    server = TensorBoardProcess(logdir, f"--samples_per_plugin=feature_maps={KEPT}")
+    try:
+        server.wait_for(lambda: len(json.loads(server.get("/data/plugin/feature_maps/tags")[2])) == 3)
+        yield server
+    finally:
+        server.stop()
+
+
+def _route(tb, route, **params):
+    status, _, body = tb.get(f"/data/plugin/feature_maps/{route}?{urllib.parse.urlencode(params)}")
+    assert status == 200, body[:200]
+    return body
+
+
+def _npy(tb, run, tag, step):
+    return np.load(io.BytesIO(_route(tb, "npy", run=run, tag=tag, step=step)))
+
+
+def _ready(page, open_tab, tb):
+    frame = open_tab(page, tb.url)
+    frame.wait_for_function("window.fmApp && window.fmApp.paintCount > 0", timeout=60000)
+    return frame
+
+
+def _paint(frame, action):
+    """Run action(), then wait until the grid has been painted again; returns the paint detail."""
+    count = frame.evaluate("fmApp.paintCount")
+    action()
+    frame.wait_for_function(f"fmApp.paintCount > {count} && !fmApp.model.inflight.size", timeout=30000)
+    return frame.evaluate("({step: Number(document.querySelector('#fm-step-input').value),"
+                          " title: document.querySelector('#fm-title').textContent})")
+
+
+def _canvas_hash(frame, selector="#fm-grid"):
+    url = frame.evaluate(f"document.querySelector({json.dumps(selector)}).toDataURL()")
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def _select(frame, selector, value):
+    return _paint(frame, lambda: frame.select_option(selector, value))
+
+
+def _set_step_index(frame, index):
+    js = ("(i) => { const s = document.querySelector('#fm-step'); s.value = String(i);"
+          " s.dispatchEvent(new Event('input')); }")
+    return _paint(frame, lambda: frame.evaluate(js, index))
+
+
+def _choose(frame, run, tag):
+    if frame.input_value("#fm-run") != run:
+        _select(frame, "#fm-run", run)
+    if frame.input_value("#fm-layer") != tag:
+        _select(frame, "#fm-layer", tag)
+
+
+def _hover(page, frame, channel, x, y):
+    """Move the mouse over data pixel (x, y) of a channel; return the readout's dataset."""
+    layout = frame.evaluate("(() => { const c = fmApp.current; return {...c.layout, order: c.order}; })()")
+    slot = layout["order"].index(channel)
+    ox = (slot % layout["cols"]) * (layout["cellW"] + layout["gap"])
+    oy = (slot // layout["cols"]) * (layout["cellH"] + layout["gap"])
+    px = ox + (x + 0.5) * layout["cellW"] / layout["mapW"]
+    py = oy + (y + 0.5) * layout["cellH"] / layout["mapH"]
+    box = frame.locator("#fm-grid").bounding_box()
+    page.mouse.move(box["x"] + px, box["y"] + py)
+    frame.wait_for_function(
+        f"document.querySelector('#fm-hover').dataset.channel === '{channel}'"
+        f" && document.querySelector('#fm-hover').dataset.x === '{x}'"
+        f" && document.querySelector('#fm-hover').dataset.y === '{y}'")
+    return frame.evaluate("({...document.querySelector('#fm-hover').dataset,"
+                          " text: document.querySelector('#fm-hover').textContent})")
+
+
+def test_layers_show_their_stored_shape_and_samples(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv1")
+    options = frame.eval_on_selector_all("#fm-layer option", "os => os.map(o => o.textContent)")
+    assert options == ["conv1 · 8×12×16", "conv2 · 16×6×6"]
+    samples = frame.eval_on_selector_all("#fm-sample option", "os => os.map(o => o.value)")
+    assert samples == ["0", "1"] and frame.is_visible("#fm-sample")
+    tags = json.loads(_route(tb, "tags"))
+    assert tags["train"]["feature_maps/conv1"]["logged"] > KEPT
+    notice = frame.text_content("#fm-notice")
+    assert f"kept {KEPT} of the 6 steps" in notice and "--samples_per_plugin=feature_maps=0" in notice
+    assert not page.console_errors and not page.dialogs
+
+
+def test_steps_layers_and_samples_change_the_pixels(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv1")
+    steps = [s["step"] for s in json.loads(_route(tb, "steps", run="train", tag="feature_maps/conv1"))]
+    assert len(steps) == KEPT and steps[-1] == 50
+    hashes = {}
+    for i, step in enumerate(steps):
+        shown = _set_step_index(frame, i)
+        assert shown["step"] == step and f"step {step}" in shown["title"]
+        hashes[step] = _canvas_hash(frame)
+    assert len(set(hashes.values())) == len(steps)
+    # back to a step already seen: the same picture (from the cache)
+    _set_step_index(frame, 0)
+    assert _canvas_hash(frame) == hashes[steps[0]]
+    # the keyboard moves one kept step
+    frame.locator("body").click(position={"x": 5, "y": 5})
+    shown = _paint(frame, lambda: page.keyboard.press("ArrowRight"))
+    assert shown["step"] == steps[1]
+    _select(frame, "#fm-sample", "1")
+    sample1 = _canvas_hash(frame)
+    assert sample1 != hashes[steps[1]]
+    _select(frame, "#fm-layer", "feature_maps/conv2")
+    assert _canvas_hash(frame) not in (sample1, *hashes.values())
+
+
+def test_hover_reads_the_values_the_npy_route_serves(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv1")
+    steps = [s["step"] for s in json.loads(_route(tb, "steps", run="train", tag="feature_maps/conv1"))]
+    shown = _set_step_index(frame, len(steps) - 1)
+    assert shown["step"] == 50
+    maps = _npy(tb, "train", "feature_maps/conv1", 50)
+    assert maps.shape == (2, 8, 12, 16)
+    for channel, x, y in [(0, 0, 0), (3, 15, 11), (7, 6, 2), (1, 3, 3)]:
+        readout = _hover(page, frame, channel, x, y)
+        expected = maps[0, channel, y, x]
+        assert float(readout["value"]) == pytest.approx(float(expected), rel=1e-6, abs=1e-7)
+        assert f"channel {channel} · x {x}, y {y}" in readout["text"]
+    readout = _hover(page, frame, 2, 5, 4)
+    assert np.isnan(maps[0, 2, 4, 5]) and readout["text"].endswith("non-finite")
+
+
+def test_colormap_and_normalisation_change_the_picture(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv1")
+    seen = [_canvas_hash(frame)]
+    for colormap in ["gray", "magma", "inferno", "diverging"]:
+        _select(frame, "#fm-colormap", colormap)
+        seen.append(_canvas_hash(frame))
+        assert frame.text_content("#fm-colorbar")  # the colour bar follows
+    assert len(set(seen)) == 5
+    _select(frame, "#fm-colormap", "gray")
+    _set_step_index(frame, 0)  # the oldest step has the smallest values: fixed != per layer
+    per_channel = _canvas_hash(frame)
+    _select(frame, "#fm-norm", "layer")
+    per_layer = _canvas_hash(frame)
+    frame.wait_for_function("fmApp.fixed !== null")
+    _select(frame, "#fm-norm", "fixed")
+    fixed = _canvas_hash(frame)
+    assert len({per_channel, per_layer, fixed}) == 3
+    # fixed: the colour bar is labelled with the range over all channels and kept steps
+    stats = frame.evaluate("Array.from(fmApp.current.maps.stats)")
+    stats = np.array(stats, dtype=np.float32).reshape(2, 8, 6)
+    span = json.loads(_route(tb, "stats", run="train", tag="feature_maps/conv1"))
+    assert float(frame.text_content(".fm-colorbar-low")) == pytest.approx(min(float(v) for v in span["min"]), rel=1e-3)
+    assert float(frame.text_content(".fm-colorbar-high")) == pytest.approx(max(float(v) for v in span["max"]), rel=1e-3)
+    assert float(frame.text_content(".fm-colorbar-high")) > np.nanmax(stats[0, :, 1]) * 1.5
+    assert stats[0, 1, 4] == 1.0  # channel 1 is all zeros ...
+    assert "dead at every kept step" in frame.text_content("#fm-summary")
+    assert span["dead"][1] is True
+    # sorting reorders the channels
+    _select(frame, "#fm-sort", "std")
+    order = frame.evaluate("fmApp.current.order")
+    assert order != list(range(8)) and sorted(order) == list(range(8))
+    assert order[-1] == 1  # the dead channel has the smallest std
+
+
+def test_click_opens_the_channel_and_its_filmstrip(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv2")
+    _hover(page, frame, 5, 2, 2)
+    page.mouse.down()
+    page.mouse.up()
+    frame.wait_for_selector("#fm-detail:not([hidden])")
+    assert "Channel 5" in frame.text_content("#fm-detail")
+    frame.wait_for_function(f"document.querySelectorAll('#fm-filmstrip button').length === {KEPT}")
+    steps = [s["step"] for s in json.loads(_route(tb, "steps", run="train", tag="feature_maps/conv2"))]
+    labels = frame.eval_on_selector_all("#fm-filmstrip button", "bs => bs.map(b => b.dataset.step)")
+    assert labels == [str(s) for s in steps]
+    shown = _paint(frame, lambda: frame.click("#fm-filmstrip button >> nth=0"))
+    assert shown["step"] == steps[0]
+
+
+def test_compare_and_difference_views(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv1")
+    assert not frame.is_visible("#fm-grid-compare")
+    _select(frame, "#fm-compare", "other")
+    assert frame.is_visible("#fm-grid-compare")
+    assert frame.text_content("#fm-compare-title") == "other · step 50"
+    assert frame.evaluate("document.querySelector('#fm-grid-compare').width") > 1
+    _select(frame, "#fm-compare", "")
+    steps = [s["step"] for s in json.loads(_route(tb, "steps", run="train", tag="feature_maps/conv1"))]
+    before = _canvas_hash(frame)
+    _paint(frame, lambda: frame.check("#fm-diff"))
+    assert _canvas_hash(frame) != before
+    assert f"step {steps[-1]} − step {steps[-2]}" in frame.text_content("#fm-title")
+    readout = _hover(page, frame, 4, 7, 3)
+    now = _npy(tb, "train", "feature_maps/conv1", steps[-1])
+    prev = _npy(tb, "train", "feature_maps/conv1", steps[-2])
+    assert readout["diff"] == "1"
+    assert float(readout["value"]) == pytest.approx(float(now[0, 4, 3, 7] - prev[0, 4, 3, 7]), rel=1e-5, abs=1e-6)
+
+
+def test_hostile_names_render_as_text(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, HOSTILE_RUN, f"feature_maps/{HOSTILE_TAG}")
+    assert frame.eval_on_selector_all("#fm-layer option", "os => os.map(o => o.textContent)") == [f"{HOSTILE_TAG} · 3×5×5"]
+    assert HOSTILE_RUN in frame.eval_on_selector_all("#fm-run option", "os => os.map(o => o.textContent)")
+    assert frame.text_content("#fm-title").startswith(HOSTILE_RUN)
+    time.sleep(0.5)  # an injected onerror would have fired by now
+    assert frame.evaluate("document.querySelectorAll('img, b').length") == 0
+    assert not page.dialogs and not page.console_errors
+
+
+def test_new_steps_appear_while_the_tab_is_open(tmp_path, tensorboard_process, page, open_tab):
+    writer = SummaryWriter(tmp_path / "logs" / "live")
+    log_feature_maps(writer, {"conv": _maps(0, 4, 6, 6)}, 0)
+    writer.flush()
+    server = tensorboard_process(tmp_path / "logs")
+    server.wait_for(lambda: b"conv" in server.get("/data/plugin/feature_maps/tags")[2])
+    frame = _ready(page, open_tab, server)
+    assert frame.evaluate("document.querySelector('#fm-step').max") == "0"
+    log_feature_maps(writer, {"conv": _maps(1, 4, 6, 6)}, 1)
+    writer.flush()
+    frame.wait_for_function("document.querySelector('#fm-step').max === '1'", timeout=40000)
+    frame.wait_for_function("document.querySelector('#fm-step-input').value === '1'", timeout=10000)
+    writer.close()
+
+
+def test_empty_logdir_explains_what_to_do(tmp_path, tensorboard_process, page, open_tab):
+    (tmp_path / "logs").mkdir()
+    server = tensorboard_process(tmp_path / "logs")
+    frame = open_tab(page, server.url)
+    frame.wait_for_selector("#fm-empty:not([hidden])", timeout=60000)
+    text = frame.text_content("#fm-empty")
+    assert 'log_feature_maps(writer, {"conv1": activations}, step)' in text
+    assert "from tb_featmap import log_feature_maps" in text
+    assert not page.console_errors
+
+
+def test_colormaps_js_matches_matplotlib():
+    sys.path.insert(0, str(REPO / "frontend" / "tests"))
+    try:
+        import gen_colormaps
+    finally:
+        sys.path.pop(0)
+    assert (REPO / "frontend" / "colormaps.js").read_text() == gen_colormaps.render_module()
+    try:
+        from tb_featmap.render import colormap_lut
+    except ImportError:
+        pytest.skip("tb_featmap.render is not there yet")
+    for name in gen_colormaps.MATPLOTLIB_NAMES:
+        assert np.array_equal(np.asarray(colormap_lut(name)), gen_colormaps.colormap_lut(name)), name
+
+
+def test_screenshot_of_the_demo(tmp_path_factory, page, open_tab):
+    sys.path.insert(0, str(REPO / "demo"))
+    try:
+        import train
+    finally:
+        sys.path.pop(0)
+    logdir = tmp_path_factory.mktemp("demo") / "logs"
+    train.run_all(logdir, steps=400, maps_every=20)
+    server = TensorBoardProcess(logdir)
+    try:
+        server.wait_for(lambda: server.get("/data/plugin/feature_maps/tags")[2] != b"{}")
+        page.set_viewport_size({"width": 1400, "height": 900})
+        frame = _ready(page, open_tab, server)
+        _choose(frame, train.RUN_NAME, "feature_maps/conv1")
+        _select(frame, "#fm-colormap", "viridis")
+        _hover(page, frame, 3, 20, 20)
+        page.mouse.down()
+        page.mouse.up()
+        frame.wait_for_selector("#fm-filmstrip button")
+        time.sleep(1.5)
+        path = REPO / "docs" / "screenshot.png"
+        page.screenshot(path=str(path))
+        assert path.stat().st_size > 10000
+        assert not page.console_errors
+    finally:
+        server.stop()
