@@ -34,7 +34,8 @@ setup(
     extras_require={
         "torch": ["torch>=2.0"],
         "lightning": ["torch>=2.0", "lightning>=2.0"],
-        "export": ["pillow>=9.0", "matplotlib>=3.5"],
+        "export": ["pillow>=9.0", "matplotlib>=3.5", "tqdm>=4.0"],
+        "dataframe": ["pandas>=1.3"],
     },
     entry_points={
         "tensorboard_plugins": ["feature_maps = tb_featmap.plugin:FeatureMapsLoader"],

@@ -1,19 +1,20 @@
 """tb_featmap: every channel of your network's feature maps, scrubbable in TensorBoard.
 
-The writer side (``log_feature_maps``, ``FeatureMapRecorder``) needs torch and is imported
-on first use, so that TensorBoard can load the plugin (``tb_featmap.plugin``) in an
-environment without torch.
+Public names are imported on first use: the writer side (``log_feature_maps``,
+``FeatureMapRecorder``) needs torch, and TensorBoard must be able to load the plugin
+(``tb_featmap.plugin``) and ``read`` in an environment without it.
 """
 
 import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["log_feature_maps", "FeatureMapRecorder", "__version__"]
+__all__ = ["log_feature_maps", "FeatureMapRecorder", "read", "__version__"]
 
 _LAZY = {
     "log_feature_maps": "tb_featmap.summary",
     "FeatureMapRecorder": "tb_featmap.recorder",
+    "read": "tb_featmap.reader",  # no torch needed
 }
 
 

@@ -2,8 +2,8 @@
 
 ``torch.utils.tensorboard.SummaryWriter`` and ``tensorboardX.SummaryWriter`` have no public
 method to add a ready-made ``Summary`` proto, so this module uses their (long-stable)
-``_get_file_writer()`` and ``all_writers``, and TensorBoard's record writer checksum.
-``tests/test_writers_contract.py`` fails loudly if any of them changes.
+``_get_file_writer()`` and ``all_writers``. ``tests/test_writers_contract.py`` fails loudly
+if either changes.
 """
 
 import functools
@@ -12,7 +12,9 @@ import weakref
 
 from tensorboard.compat.proto import summary_pb2
 
-__all__ = ["EventSink", "sink_for", "install_native_crc32c"]
+from tb_featmap import _crc
+
+__all__ = ["EventSink", "sink_for"]
 
 
 class EventSink:
@@ -83,7 +85,7 @@ def sink_for(writer) -> EventSink:
     from torch.utils.tensorboard import SummaryWriter
 
     if isinstance(writer, SummaryWriter):
-        install_native_crc32c()
+        _crc.install_for_writer()
         return EventSink(writer, _same)
     tbx_writer, _ = _tensorboardx_classes()
     if tbx_writer is not None and isinstance(writer, tbx_writer):
@@ -92,37 +94,3 @@ def sink_for(writer) -> EventSink:
         "writer must be a torch.utils.tensorboard.SummaryWriter or a "
         f"tensorboardX.SummaryWriter, got {type(writer).__module__}.{type(writer).__qualname__}"
     )
-
-
-def _masked_crc32c(data: bytes) -> int:
-    import google_crc32c
-
-    x = google_crc32c.value(data)
-    return (((x >> 15) | (x << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def install_native_crc32c() -> bool:
-    """Make TensorBoard's event writer compute record checksums natively.
-
-    TensorBoard's ``RecordWriter`` (used by ``torch.utils.tensorboard``) computes CRC32C in
-    pure Python, about 0.1 s per MB written. google-crc32c computes the same checksum in C,
-    so files stay byte-identical. Idempotent; a no-op when google-crc32c is missing or
-    TensorFlow already provides a native one.
-
-    Returns:
-        Whether the native checksum is in use.
-    """
-    from tensorboard.summary.writer import record_writer
-
-    if record_writer.masked_crc32c is _masked_crc32c:
-        return True
-    if record_writer.masked_crc32c.__module__ != "tensorboard.compat.tensorflow_stub.pywrap_tensorflow":
-        return False  # someone else's, for example TensorFlow's: leave it
-    try:
-        import google_crc32c
-    except ImportError:
-        return False
-    if google_crc32c.implementation != "c":
-        return False
-    record_writer.masked_crc32c = _masked_crc32c
-    return True

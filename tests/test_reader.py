@@ -323,15 +323,15 @@ def test_tensorboards_record_reader_still_checks_through_the_module_function():
 def test_native_checksum_is_installed_and_agrees_with_tensorboards(logdir):
     google_crc32c = pytest.importorskip("google_crc32c")
     from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as stub
-    from tb_featmap import _writers, reader
+    from tb_featmap import _crc
 
     FeatureMapReader(logdir)
-    assert (stub.masked_crc32c is _writers._masked_crc32c) == (google_crc32c.implementation == "c")
-    assert reader._install_native_crc32c() is (google_crc32c.implementation == "c")
+    assert (stub.masked_crc32c is _crc.masked_crc32c) == (google_crc32c.implementation == "c")
+    assert _crc.install_for_reader() is (google_crc32c.implementation == "c")
     rng = np.random.default_rng(0)
     for size in (0, 1, 7, 8, 1000, 4097):
         data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-        assert _writers._masked_crc32c(data) == _pure_python_masked_crc32c(data)
+        assert _crc.masked_crc32c(data) == _pure_python_masked_crc32c(data)
 
 
 def test_a_corrupted_record_is_rejected_as_with_tensorboards_checksum(tmp_path, monkeypatch):
@@ -348,6 +348,6 @@ def test_a_corrupted_record_is_rejected_as_with_tensorboards_checksum(tmp_path, 
     native = [r.step for r in read(tmp_path, values=False)]
     with monkeypatch.context() as m:
         m.setattr(stub, "masked_crc32c", _pure_python_masked_crc32c)
-        m.setattr("tb_featmap.reader._install_native_crc32c", lambda: False)
+        m.setattr("tb_featmap._crc.install_for_reader", lambda: False)
         pure = [r.step for r in read(tmp_path, values=False)]
     assert native == pure == [0, 1, 2]

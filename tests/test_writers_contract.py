@@ -11,7 +11,7 @@ from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
 from tensorboard.summary.writer import record_writer
 from torch.utils.tensorboard import SummaryWriter
 
-from tb_featmap import _writers, log_feature_maps
+from tb_featmap import _crc, log_feature_maps
 
 
 @pytest.mark.parametrize("writer_class", [SummaryWriter, tensorboardX.SummaryWriter])
@@ -27,7 +27,7 @@ def test_writer_internals_exist(tmp_path, writer_class):
 def test_record_writer_still_uses_the_stub_checksum():
     assert hasattr(record_writer, "masked_crc32c")
     data = bytes(range(256)) * 100
-    assert _writers._masked_crc32c(data) == pywrap_tensorflow.masked_crc32c(data)
+    assert _crc.masked_crc32c(data) == pywrap_tensorflow.masked_crc32c(data)
 
 
 def test_native_checksum_writes_byte_identical_files(tmp_path, monkeypatch):
@@ -35,14 +35,14 @@ def test_native_checksum_writes_byte_identical_files(tmp_path, monkeypatch):
 
     def write(logdir, crc):
         monkeypatch.setattr(record_writer, "masked_crc32c", crc)
-        monkeypatch.setattr(_writers, "install_native_crc32c", lambda: True)
+        monkeypatch.setattr(_crc, "install_for_writer", lambda: True)
         writer = SummaryWriter(str(logdir), filename_suffix=".x")
         log_feature_maps(writer, outputs, 0, walltime=1.0)
         writer.close()
         return glob.glob(str(logdir / "*"))[0]
 
     python = write(tmp_path / "python", pywrap_tensorflow.masked_crc32c)
-    native = write(tmp_path / "native", _writers._masked_crc32c)
+    native = write(tmp_path / "native", _crc.masked_crc32c)
     # The file's first record holds the time the file was opened; compare all the rest.
     with open(python, "rb") as f1, open(native, "rb") as f2:
         a, b = f1.read(), f2.read()
@@ -52,13 +52,14 @@ def test_native_checksum_writes_byte_identical_files(tmp_path, monkeypatch):
 
 def test_install_is_idempotent_and_leaves_foreign_checksums(monkeypatch):
     monkeypatch.setattr(record_writer, "masked_crc32c", pywrap_tensorflow.masked_crc32c)
-    assert _writers.install_native_crc32c() is True
-    assert record_writer.masked_crc32c is _writers._masked_crc32c
-    assert _writers.install_native_crc32c() is True
+    assert _crc.install_for_writer() is True
+    assert record_writer.masked_crc32c is _crc.masked_crc32c
+    assert _crc.install_for_writer() is True
 
     def tensorflow_crc(data):
         return 0
 
     monkeypatch.setattr(record_writer, "masked_crc32c", tensorflow_crc)
-    assert _writers.install_native_crc32c() is False
+    assert _crc.install_for_writer() is False
     assert record_writer.masked_crc32c is tensorflow_crc
+
