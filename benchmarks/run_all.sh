@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run every tb_featmap benchmark, one after the other (they time things: never in parallel).
+#   benchmarks/run_all.sh            # full runs, a few minutes on 2 cores
+#   benchmarks/run_all.sh --quick    # smoke runs, about 2 minutes
+# PYTHON picks the interpreter (default: the repo's .venv, else python3).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+python="${PYTHON:-$repo/.venv/bin/python}"
+[ -x "$python" ] || python=python3
+quick=()
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=(--quick) ;;
+        *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+    esac
+done
+"$python" "$here/bench_writer.py" "${quick[@]}"
+echo
+"$python" "$here/bench_server.py" "${quick[@]}"
