@@ -67,6 +67,7 @@ class App {
     this.selected = null; // channel shown in the detail view
     this.current = null; // what the grid shows: {maps, layout, order, diff}
     this.playTimer = null;
+    this.pendingStep = null; // the step to stay near while another layer's steps load
     this.build();
   }
 
@@ -199,9 +200,14 @@ class App {
           + `Restart it with ${info.samplesFlag} to keep them all.`);
       }
       const dropped = info.dropped || {};
-      for (const [what, count] of Object.entries(dropped)) {
-        if (count > 0) lines.push(`${count} ${what} of this layer were not stored (the writer's max_${what} limit).`);
-      }
+      const why = {
+        samples: 'beyond max_samples',
+        channels: 'beyond max_channels',
+        tokens: 'the class token of a token layout',
+      };
+      const parts = Object.entries(dropped).filter(([, count]) => count > 0)
+        .map(([what, count]) => `${count} ${count === 1 ? what.replace(/s$/, '') : what} (${why[what] || 'by the writer'})`);
+      if (parts.length) lines.push(`Not stored: ${parts.join(', ')}.`);
       if (info.downsample > 1) lines.push(`Maps were downsampled ${info.downsample}× to fit the writer's max_size.`);
     }
     setNotice(this.notice, lines);
@@ -219,8 +225,9 @@ class App {
       return;
     }
     if (gen !== this.pollGen || run !== this.runSelect.value || tag !== this.layerSelect.value) return;
-    const atEnd = this.steps.length === 0 || this.index() === this.steps.length - 1;
-    const currentStep = this.steps.length ? this.steps[this.index()].step : null;
+    const atEnd = this.steps.length === 0 ? this.pendingStep == null : this.index() === this.steps.length - 1;
+    const currentStep = this.steps.length ? this.steps[this.index()].step : this.pendingStep ?? null;
+    this.pendingStep = null;
     const same = !selectionChanged && steps.length === this.steps.length
       && steps.every((s, i) => s.step === this.steps[i].step && s.wall_time === this.steps[i].wall_time);
     if (same) {
@@ -301,6 +308,11 @@ class App {
   }
 
   onLayerChange() {
+    const index = this.index();
+    if (this.steps.length) {
+      this.pendingStep = index === this.steps.length - 1 ? null : this.steps[index].step;
+    }
+    this.steps = [];
     this.fillLayers();
     this.selected = null;
     this.detail.hidden = true;
