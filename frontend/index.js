@@ -1,7 +1,7 @@
 // The Feature Maps tab. TensorBoard imports this ES module in an iframe and calls render().
 // model.js fetches and caches, views.js builds DOM, the pure modules compute; this wires them.
 
-import { COLORMAPS, NONFINITE_RGBA, lut, lutRGBA } from './colormaps.js';
+import { COLORMAPS, NONFINITE_RGBA, lut, lutRGBA, packRGBA } from './colormaps.js';
 import { NSTATS, mapValues, statOf, valueAt } from './decode.js';
 import { channelOrder, gridLayout, hitTest, sampleIndices, slotOrigin } from './layout.js';
 import { Model } from './model.js';
@@ -12,6 +12,7 @@ import { colorBar, el, emptyState, field, filmFrame, formatValue, setNotice, set
 const POLL_MS = 10000;
 const PLAY_MS = 250;
 const FILMSTRIP_FRAMES = 40;
+const GAP_RGBA = packRGBA(200, 200, 200);
 const SORTS = { index: 'index', mean: 'mean', std: 'std', sparsity: 'sparsity' };
 
 /** Colours of one slot's map for the current settings. */
@@ -457,9 +458,9 @@ class App {
         const d = diff.channels[order[slot]];
         const m = settings.norm === 'channel' ? d.max : diff.layerMax;
         colorValues(d.values, [-m, m], luts.rgba, NONFINITE_RGBA, 128, out);
-      });
+      }, GAP_RGBA);
     } else {
-      paintGrid(pixels, layout, (slot, out) => tileSource(maps, sample, order[slot], settings, this.fixed, luts)(out));
+      paintGrid(pixels, layout, (slot, out) => tileSource(maps, sample, order[slot], settings, this.fixed, luts)(out), GAP_RGBA);
     }
     ctx.putImageData(image, 0, 0);
     if (markDead) this.drawMarkers(ctx, layout, order, maps, sample);
@@ -504,9 +505,9 @@ class App {
     let caption;
     if (settings.diff) {
       const m = this.current.diff ? (settings.norm === 'channel' ? null : this.current.diff.layerMax) : 0;
-      caption = 'difference, symmetric around 0';
-      low = m === null ? '−max |Δ| of each map' : formatValue(-m);
-      high = m === null ? '+max |Δ| of each map' : formatValue(m);
+      caption = m === null ? 'Δ, each map: ±its max |Δ|' : 'Δ, all channels, symmetric';
+      low = m === null ? '−max' : formatValue(-m);
+      high = m === null ? '+max' : formatValue(m);
     } else if (settings.norm === 'channel') {
       caption = settings.colormap === 'diverging' ? 'each map: ±max |value|' : 'each map: its own min → max';
       low = settings.colormap === 'diverging' ? '−max' : 'min';

@@ -44,9 +44,21 @@ export function colorValues(values, range, lut, nonfinite, flat, out) {
  * @param {Uint32Array} pixels layout.width * layout.height, row-major
  * @param {object} layout from layout.gridLayout
  * @param {(slot:number, out:Uint32Array) => void} tileColors fills one map's mapW * mapH colours
+ * @param {number} [gapColor=0] packed colour of the gaps between cells (0: transparent);
+ *   the empty slots after the last map stay transparent
  */
-export function paintGrid(pixels, layout, tileColors) {
+export function paintGrid(pixels, layout, tileColors, gapColor = 0) {
   const { cellW, cellH, mapW, mapH, width } = layout;
+  if (gapColor) {
+    pixels.fill(gapColor);
+    const step = cellW + layout.gap;
+    for (let slot = layout.count; slot < layout.cols * layout.rows; slot++) {
+      const { x, y } = slotOrigin(layout, slot);
+      for (let row = Math.max(0, y - layout.gap); row < y + cellH; row++) {
+        pixels.fill(0, row * width + x - layout.gap, row * width + Math.min(width, x + step));
+      }
+    }
+  }
   const xmap = new Int32Array(cellW);
   for (let x = 0; x < cellW; x++) xmap[x] = Math.floor((x * mapW) / cellW);
   const tile = new Uint32Array(mapW * mapH);

@@ -69,6 +69,12 @@ test('painting fills each cell from its map, gaps stay transparent', () => {
   // cell 4 x 2, gap 1: row 0 = [0 0 1 1 gap 1 1 nan nan]
   assert.deepEqual([...pixels.subarray(0, 9)], [lut[0], lut[0], lut[255], lut[255], 0, lut[255], lut[255], 9, 9]);
   assert.deepEqual([...pixels.subarray(9, 18)], [...pixels.subarray(0, 9)]);
+  // with a gap colour: the gaps between cells get it, the empty slots after the last map do not
+  const three = gridLayout({ count: 3, mapW: 1, mapH: 1, cellSize: 2, maxWidth: 5, gap: 1 });
+  assert.deepEqual([three.cols, three.rows, three.width, three.height], [2, 2, 5, 5]);
+  const grid = paintGrid(new Uint32Array(25), three, (slot, out) => out.fill(slot + 1), 9);
+  const rows = Array.from({ length: 5 }, (_, y) => [...grid.subarray(5 * y, 5 * y + 5)]);
+  assert.deepEqual(rows, [[1, 1, 9, 2, 2], [1, 1, 9, 2, 2], [9, 9, 0, 0, 0], [3, 3, 0, 0, 0], [3, 3, 0, 0, 0]]);
 });
 
 test('the byte-bounded LRU evicts the least recently used', () => {
