@@ -1,0 +1,58 @@
+"""The classic "visualise AlexNet's feature maps" tutorial, ported to tb_featmap.
+
+Logs every channel of AlexNet's five conv layers on matplotlib's Grace Hopper photo. Random
+weights by default (nothing is downloaded); ``--weights PATH`` loads a state_dict you have.
+
+    python demo/alexnet.py [--weights alexnet.pth] [--logdir runs/alexnet] [--no-serve] [--port 6006]
+"""
+
+import argparse
+import sys
+
+import torch
+import torchvision
+from matplotlib import cbook
+from PIL import Image
+from torch.utils.tensorboard import SummaryWriter
+from torchvision import transforms
+
+from tb_featmap import FeatureMapRecorder, log_feature_maps
+from train import port_in_use, serve  # demo/train.py, beside this file
+
+LAYERS = ["features.0", "features.3", "features.6", "features.8", "features.10"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", help="a state_dict file for torchvision's AlexNet")
+    parser.add_argument("--logdir", default="runs/alexnet")
+    parser.add_argument("--port", type=int, default=6006)
+    parser.add_argument("--no-serve", action="store_true", help="log only, do not start TensorBoard")
+    args = parser.parse_args()
+    if not args.no_serve and port_in_use(args.port):
+        parser.error(f"port {args.port} is in use; pick another with --port")
+
+    model = torchvision.models.alexnet(weights=None).eval()
+    if args.weights:
+        model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
+    preprocess = transforms.Compose([
+        transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as photo:
+        image = preprocess(photo.convert("RGB"))[None]
+
+    with torch.no_grad(), FeatureMapRecorder(model, LAYERS) as rec:
+        model(image)
+    with SummaryWriter(args.logdir) as writer:
+        stored = log_feature_maps(writer, rec.outputs, step=0)
+    for tag, shape in stored.items():
+        print(f"{tag}: {shape}")
+    if args.no_serve:
+        print(f"view them with: tensorboard --logdir {args.logdir}")
+        return 0
+    return serve(args.logdir, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
