@@ -22,7 +22,7 @@ from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 
-from tb_featmap import metadata, payload
+from tb_featmap import _crc, metadata, payload
 
 __all__ = ["FeatureMapsLoader", "FeatureMapsPlugin", "DEFAULT_SAMPLES"]
 
@@ -47,11 +47,15 @@ class FeatureMapsLoader(base_plugin.TBLoader):
         """Keep DEFAULT_SAMPLES steps per layer unless ``--samples_per_plugin`` says otherwise.
 
         TensorBoard keeps only 10 blob-sequence samples per tag by default, too few to
-        scrub through training. This runs before the data provider starts.
+        scrub through training. This runs before the data provider starts, and also makes
+        its Python event reader check checksums natively (see ``_crc.py``).
         """
         samples = getattr(flags, "samples_per_plugin", None)
         if isinstance(samples, dict) and metadata.PLUGIN_NAME not in samples:
             samples[metadata.PLUGIN_NAME] = DEFAULT_SAMPLES
+        # The --load_fast=false loader checks each record's CRC32C in pure Python, 0.3 s per
+        # MB; feature maps are megabytes per step. Same checksum, computed natively.
+        _crc.install_for_reader()
 
     def load(self, context):
         return FeatureMapsPlugin(context)
@@ -207,6 +211,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
     def _stats_impl(self, ctx, experiment, run, tag, sample) -> dict:
         series = self._read_series(ctx, experiment, run, tag)
         per_step = []
+        samples = 0
         for datum in series.values():
             try:
                 header_blob, stats_blob = self._read_blobs(ctx, datum, 2)
@@ -215,12 +220,15 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             except (payload.PayloadError, errors.NotFoundError) as e:
                 self._warn_once((run, tag, "stats"), "skipping unreadable step of %r/%r: %s", run, tag, e)
                 continue
+            samples = max(samples, stats.shape[0])
             if sample >= stats.shape[0]:
-                raise errors.NotFoundError(f"sample {sample} not stored; this layer has {stats.shape[0]}")
+                continue  # a step logged with fewer samples (max_samples changed on a restart)
             if per_step and stats.shape[1] != per_step[0].shape[0]:
                 continue  # the channel count changed (a new run under an old name)
             per_step.append(stats[sample])
         if not per_step:
+            if samples:
+                raise errors.NotFoundError(f"sample {sample} not stored; this layer has {samples}")
             raise errors.NotFoundError("no readable steps")
         stacked = np.stack(per_step).astype(np.float64)  # [steps, C, fields]
         field = {name: stacked[:, :, i] for i, name in enumerate(payload.STAT_FIELDS)}
