@@ -489,3 +489,27 @@ def test_names_the_rust_data_server_cannot_read_cost_only_their_layer(tmp_path, 
             want = activation(i).numpy()
             assert np.abs(np.load(io.BytesIO(body)) - want).max() <= (want.max() - want.min()) / 500
     assert "Traceback" not in tb.output()
+
+
+def test_stats_over_a_restart_that_logged_fewer_samples(tmp_path):
+    """Steps 0-2 logged 2 samples, steps 3-5 (after a restart) 1: sample 1 has stats for
+    the steps that hold it, instead of the whole layer failing."""
+    writer = SummaryWriter(tmp_path / "run")
+    for step in range(6):
+        x = torch.cat([activation(step), activation(100 + step)])
+        log_feature_maps(writer, {"conv": x}, step, max_samples=2 if step < 3 else 1)
+    writer.close()
+    client = wsgi_client(tmp_path)
+
+    def stats(sample):
+        response = client.get(ROUTE + "stats", query_string={"run": "run", "tag": TAG, "sample": sample})
+        return response.status_code, response.get_data()
+
+    status, body = stats(1)
+    assert status == 200 and json.loads(body)["steps"] == 3
+    want = torch.stack([activation(100 + s)[0] for s in range(3)]).amax(dim=(0, 2, 3))
+    np.testing.assert_allclose(json.loads(body)["max"], want.numpy(), rtol=1e-6)
+    status, body = stats(0)
+    assert status == 200 and json.loads(body)["steps"] == 6
+    status, body = stats(2)
+    assert status == 404 and b"sample 2 not stored; this layer has 2" in body
