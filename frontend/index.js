@@ -69,6 +69,7 @@ class App {
     this.current = null; // what the grid shows: {maps, layout, order, diff}
     this.playTimer = null;
     this.pendingStep = null; // the step to stay near while another layer's steps load
+    this.prefetching = null; // the layer whose steps are being prefetched
     this.build();
   }
 
@@ -435,7 +436,10 @@ class App {
     const ms = performance.now() - t0;
     this.paintCount++;
     document.dispatchEvent(new CustomEvent('fm-painted', { detail: { ms, cached, run, tag, step: entry.step, index, ...(cached ? {} : maps.timing) } }));
-    if (this.prefetch) this.prefetchAround(run, tag, index);
+    if (this.prefetch) {
+      this.prefetchAround(run, tag, index);
+      this.prefetchLayer(run, tag, index, maps.bytes);
+    }
   }
 
   drawGrid(canvas, maps, prev, settings, maxWidth, markDead, order) {
@@ -449,7 +453,12 @@ class App {
     }
     const luts = { rgba: lutRGBA(settings.colormap) };
     const ctx = canvas.getContext('2d');
-    const image = ctx.createImageData(layout.width, layout.height);
+    // One ImageData per canvas size, reused while scrubbing (no 4-byte-per-pixel allocation per step).
+    let image = canvas.fmImage;
+    if (!image || image.width !== layout.width || image.height !== layout.height) {
+      image = ctx.createImageData(layout.width, layout.height);
+      canvas.fmImage = image;
+    }
     const pixels = new Uint32Array(image.data.buffer);
     let diff = null;
     if (prev && prev.c === maps.c && prev.h === maps.h && prev.w === maps.w) {
@@ -534,6 +543,24 @@ class App {
       const entry = this.steps[i];
       if (entry && !this.model.peek(run, tag, entry.step, entry.wall_time)) {
         this.model.load(run, tag, entry.step, entry.wall_time).catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * In the background, one request at a time, nearest steps first: every kept step of the
+   * layer, when they fit in half the memory cache. Then scrubbing anywhere is instant.
+   */
+  async prefetchLayer(run, tag, index, bytes) {
+    const key = JSON.stringify([run, tag, this.steps.length]);
+    if (this.prefetching === key || this.steps.length * bytes > this.model.maps.budget / 2) return;
+    this.prefetching = key;
+    const entries = this.steps.map((entry, i) => ({ entry, distance: Math.abs(i - index) }))
+      .sort((a, b) => a.distance - b.distance);
+    for (const { entry } of entries) {
+      if (this.prefetching !== key || !this.prefetch) return;
+      if (!this.model.peek(run, tag, entry.step, entry.wall_time)) {
+        await this.model.load(run, tag, entry.step, entry.wall_time).catch(() => {});
       }
     }
   }

@@ -65,9 +65,17 @@ export function paintGrid(pixels, layout, tileColors, gapColor = 0) {
   for (let slot = 0; slot < layout.count; slot++) {
     tileColors(slot, tile);
     const { x: ox, y: oy } = slotOrigin(layout, slot);
+    let previous = -1;
     for (let y = 0; y < cellH; y++) {
       const src = Math.floor((y * mapH) / cellH) * mapW;
-      let dst = (oy + y) * width + ox;
+      const start = (oy + y) * width + ox;
+      if (src === previous) {
+        // the same map row as the canvas row above: copy it
+        pixels.copyWithin(start, start - width, start - width + cellW);
+        continue;
+      }
+      previous = src;
+      let dst = start;
       for (let x = 0; x < cellW; x++) pixels[dst++] = tile[src + xmap[x]];
     }
   }

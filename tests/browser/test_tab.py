@@ -162,6 +162,27 @@ def test_steps_layers_and_samples_change_the_pixels(tb, page, open_tab):
     assert _canvas_hash(frame) not in (sample1, *hashes.values())
 
 
+def test_every_kept_step_is_prefetched_then_scrubbing_fetches_nothing(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv2")
+    frame.wait_for_function(
+        "fmApp.steps.length > 0 && fmApp.steps.every((s) => fmApp.model.peek("
+        "fmApp.runSelect.value, fmApp.layerSelect.value, s.step, s.wall_time))", timeout=30000)
+    requests = []
+    page.on("request", lambda r: "/maps?" in r.url and requests.append(r.url))
+    details = frame.evaluate("""async () => {
+      const out = [];
+      for (let i = 0; i < fmApp.steps.length; i++) {
+        const painted = new Promise((r) => document.addEventListener('fm-painted', (e) => r(e.detail), {once: true}));
+        fmApp.goTo(i);
+        out.push(await painted);
+      }
+      return out;
+    }""")
+    assert [d["cached"] for d in details] == [True] * KEPT
+    assert requests == []
+
+
 def test_hover_reads_the_values_the_npy_route_serves(tb, page, open_tab):
     frame = _ready(page, open_tab, tb)
     _choose(frame, "train", "feature_maps/conv1")
