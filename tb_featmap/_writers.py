@@ -2,8 +2,8 @@
 
 ``torch.utils.tensorboard.SummaryWriter`` and ``tensorboardX.SummaryWriter`` have no public
 method to add a ready-made ``Summary`` proto, so this module uses their (long-stable)
-``_get_file_writer()`` and ``all_writers``. ``tests/test_writers_contract.py`` fails loudly
-if either changes.
+``_get_file_writer()``, ``all_writers`` and, for tensorboardX, its writer thread
+(``event_writer._worker``). ``tests/test_writers_contract.py`` fails loudly if any changes.
 """
 
 import functools
@@ -38,7 +38,13 @@ class EventSink:
         return os.path.isdir(self.logdir())
 
     def add_summary(self, summary: summary_pb2.Summary, step: int, walltime) -> None:
-        self.writer._get_file_writer().add_summary(self._convert(summary), step, walltime)
+        file_writer = self.writer._get_file_writer()
+        # tensorboardX's background thread dies silently on a write error (a full disk);
+        # its queue then fills up and the next put() blocks training forever.
+        worker = getattr(getattr(file_writer, "event_writer", None), "_worker", None)
+        if worker is not None and not worker.is_alive():
+            raise OSError("the writer's background thread has stopped after a write error")
+        file_writer.add_summary(self._convert(summary), step, walltime)
 
     def child(self, name: str) -> "EventSink":
         """A writer of the same kind for the run ``<logdir>/<name>``, made once."""

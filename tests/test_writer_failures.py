@@ -195,11 +195,6 @@ print(sum(1 for w in caught if "could not write" in str(w.message)), sum(1 for r
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensorboardX's writer thread dies on the OSError without telling anyone; its queue "
-    "then fills and log_feature_maps blocks forever (fix: _writers.EventSink checks the thread)",
-)
 def test_disk_full_with_a_tensorboardx_writer_warns_and_never_blocks(tmp_path):
     pytest.importorskip("tensorboardX")
     try:

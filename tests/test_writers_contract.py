@@ -20,6 +20,8 @@ def test_writer_internals_exist(tmp_path, writer_class):
     file_writer = writer._get_file_writer()
     assert callable(file_writer.add_summary) and callable(file_writer.get_logdir)
     assert writer.all_writers is not None
+    if writer_class is tensorboardX.SummaryWriter:
+        assert file_writer.event_writer._worker.is_alive()  # what EventSink.add_summary checks
     writer.close()
     assert writer.all_writers is None  # what EventSink.closed() checks
 
