@@ -109,6 +109,14 @@ def test_scalars_are_logged(demo_run):
     assert all(0 <= e.value <= 1 for e in acc.Scalars("eval/accuracy"))
 
 
+def test_run_all_restores_torch_threads(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    train.run_all(tmp_path, steps=1, threads=1)
+    assert torch.get_num_threads() == before
+
+
 def test_a_second_run_replaces_the_first(tmp_path):
     train.run_all(tmp_path, steps=2)
     run_dir = train.run_all(tmp_path, steps=3)
@@ -120,7 +128,8 @@ def test_a_second_run_replaces_the_first(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, error",
     [({"steps": 0}, ValueError), ({"steps": 2.5}, TypeError), ({"steps": True}, TypeError),
-     ({"maps_every": 0}, ValueError), ({"scalars_every": "10"}, TypeError)],
+     ({"maps_every": 0}, ValueError), ({"scalars_every": "10"}, TypeError),
+     ({"threads": 0}, ValueError)],
 )
 def test_run_all_rejects_bad_arguments(tmp_path, kwargs, error):
     name = next(iter(kwargs))
