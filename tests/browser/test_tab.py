@@ -7,6 +7,7 @@ compares it with what the plugin's routes serve for the same data.
 import hashlib
 import io
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -326,6 +327,7 @@ def test_colormaps_js_matches_matplotlib():
 
 
 def test_screenshot_of_the_demo(tmp_path_factory, page, open_tab):
+    """The tab over the demo run. Rewrites docs/screenshot.png when UPDATE_SCREENSHOT=1."""
     sys.path.insert(0, str(REPO / "demo"))
     try:
         import train
@@ -345,7 +347,8 @@ def test_screenshot_of_the_demo(tmp_path_factory, page, open_tab):
         page.mouse.up()
         frame.wait_for_selector("#fm-filmstrip button")
         time.sleep(1.5)
-        path = REPO / "docs" / "screenshot.png"
+        update = os.environ.get("UPDATE_SCREENSHOT") == "1"
+        path = REPO / "docs" / "screenshot.png" if update else logdir.parent / "screenshot.png"
         page.screenshot(path=str(path))
         assert path.stat().st_size > 10000
         assert not page.console_errors
