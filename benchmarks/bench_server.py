@@ -221,6 +221,60 @@ def bench_listing(tb, repeats: int) -> Dict[str, Dict[str, float]]:
     return {name: summarize(values) for name, values in times.items()}
 
 
+def bench_blob_reads(logdir: str, steps: int, repeats: int) -> Dict[str, Dict[str, float]]:
+    """Read each step's three feature-map blobs straight from a Rust data server.
+
+    Uses TensorBoard's own ``SubprocessServerDataIngester`` and ``GrpcDataProvider`` (what
+    ``tensorboard`` does on start), to tell the data server's latency from the plugin's:
+    per blob, and the three of a step one after the other vs all at once from threads.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tensorboard import context
+    from tensorboard.data import provider, server_ingester
+    from tensorboard.util import grpc_util
+
+    ingester = server_ingester.SubprocessServerDataIngester(
+        server_binary=server_ingester.get_server_binary(),
+        logdir=logdir,
+        reload_interval=0,
+        channel_creds_type=grpc_util.ChannelCredsType.LOCAL,
+        samples_per_plugin={"feature_maps": 0},
+    )
+    ingester.start()  # the data server exits when this process ends (--die-after-stdin)
+    data = ingester.data_provider
+    ctx = context.RequestContext()
+
+    def series():
+        return data.read_blob_sequences(
+            ctx, experiment_id="", plugin_name="feature_maps", downsample=2**31 - 1,
+            run_tag_filter=provider.RunTagFilter(runs=["alexnet"], tags=[MAPS_TAG]),
+        ).get("alexnet", {}).get(MAPS_TAG, [])
+
+    wait_until(lambda: len(series()) >= steps, "the data server to load")
+    keys = [[ref.blob_key for ref in datum.values] for datum in series()[:steps]]
+    times: Dict[str, List[float]] = {
+        "header blob": [], "stats blob": [], "maps blob": [], "3 blobs, one after the other": [],
+        "3 blobs, at once (3 threads)": [],
+    }
+    names = list(times)
+    with ThreadPoolExecutor(3) as pool:
+        for _ in range(repeats):
+            for step_keys in keys:
+                for name, key in zip(names, step_keys):
+                    start = time.perf_counter()
+                    data.read_blob(ctx, blob_key=key)
+                    times[name].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                for key in step_keys:
+                    data.read_blob(ctx, blob_key=key)
+                times[names[3]].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                list(pool.map(lambda key: data.read_blob(ctx, blob_key=key), step_keys))
+                times[names[4]].append(time.perf_counter() - start)
+    return {name: summarize(values) for name, values in times.items()}
+
+
 def with_tensorboard(logdir: str, flags, body: Callable) -> Tuple[object, Dict[str, int]]:
     """Start tensorboard on ``logdir``, run ``body(tb)``, measure RSS, stop it by pid."""
     TensorBoardProcess = _tensorboard_process()
@@ -282,6 +336,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             listing, list_mem = with_tensorboard(
                 dirs["listing"], flags, lambda tb: bench_listing(tb, args.repeats))
             results.append((label, latency, listing, empty, lat_mem, list_mem))
+        blob_reads = None
+        if any(not flags for _, flags in loaders):
+            blob_reads = bench_blob_reads(dirs["latency"], args.steps, args.passes)
 
     print("Latency of one step of features.3 (192 maps of 27 x 27) vs one image of the images "
           "plugin, same run, same steps, alternating:\n")
@@ -296,6 +353,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         ratio = latency["maps"]["p50"] / latency["image"]["p50"]
         print(f"maps/image p50 ({label}): {ratio:.2f}x -> target <= 1.5x "
               f"{'met' if ratio <= 1.5 else 'NOT met'}")
+
+    if blob_reads:
+        print("\nThe same blobs read straight from a Rust data server through TensorBoard's "
+              "GrpcDataProvider (no HTTP, no plugin):\n")
+        print("| read | p50 ms | p90 ms | reads |\n|---|---:|---:|---:|")
+        for name, r in blob_reads.items():
+            print(f"| {name} | {r['p50'] * 1e3:.1f} | {r['p90'] * 1e3:.1f} | {r['n']} |")
 
     print(f"\nListing: {LISTING_LAYERS} layers x {LISTING_STEPS} steps:\n")
     print("| loader | route | p50 ms | p90 ms | requests |\n|---|---|---:|---:|---:|")

@@ -228,11 +228,9 @@ def profile_c(outputs, root: str, steps: int, top: int = 14) -> str:
     return out.getvalue()
 
 
-def crc_cost(sizes: Dict[str, float], repeats: int = 3) -> str:
+def crc_cost(sizes: Dict[str, float], python_crc: Callable, repeats: int = 3) -> str:
     """What CRC32C costs per step for records of these sizes, pure-Python vs native."""
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as python_crc
-
-    from tb_featmap._writers import _masked_crc32c as native_crc
+    from tb_featmap._crc import masked_crc32c as native_crc
 
     parts = []
     for name, size in sizes.items():
@@ -312,16 +310,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_writer-") as root:
         # Phase 1: TensorBoard's pure-Python CRC, before anything of tb_featmap writes.
-        python_crc = crc_in_use()
+        from tensorboard.summary.writer import record_writer
+
+        python_crc, python_crc_fn = crc_in_use(), record_writer.masked_crc32c
         a_py = Way("A-pycrc", "A tutorial (12 ch/layer, add_figure)", root, tutorial_step(outputs),
                    A_CHANNELS * len(outputs))
         b_py = Way("B-pycrc", "B make_grid + add_image", root, grid_step(outputs), channels)
         run_rounds([(a_py, 1), (b_py, per_round)], rounds, args.warmup)
 
         # Phase 2: the native CRC that log_feature_maps installs.
-        from tb_featmap._writers import install_native_crc32c
+        from tb_featmap._crc import install_for_writer
 
-        native = install_native_crc32c()
+        native = install_for_writer()
         native_crc = crc_in_use()
         a = Way("A", a_py.label, root, tutorial_step(outputs), a_py.channels)
         b = Way("B", b_py.label, root, grid_step(outputs), channels)
@@ -345,7 +345,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             + ratio_lines("C16/A (both native CRC)", c16, a)
         )
         print("\n".join(lines))
-        print(crc_cost({w.name: w.row()["bytes"] for w in (a, b, c)}))
+        print(crc_cost({w.name: w.row()["bytes"] for w in (a, b, c)}, python_crc_fn))
 
         c_row, a_row = c.row(), a.row()
         time_share = c_row["median"] / a_row["median"]

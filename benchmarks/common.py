@@ -82,8 +82,12 @@ def ms(seconds: float) -> str:
 def ratio_line(label: str, ours: float, theirs: float, *, smaller: str, larger: str) -> str:
     """``label: 0.012 (83x faster)``: ours / theirs, and how many times better or worse."""
     r = ours / theirs
+    if r == 0:
+        return f"{label}: 0"
     if r <= 1:
-        return f"{label}: {r:.3f} ({1 / r:.0f}x {smaller})" if r else f"{label}: 0"
+        times = 1 / r
+        return f"{label}: {r:.3f} ({times:.0f}x {smaller})" if times >= 10 else \
+            f"{label}: {r:.3f} ({times:.1f}x {smaller})"
     return f"{label}: {r:.2f}x ({larger})"
 
 

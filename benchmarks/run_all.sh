@@ -18,3 +18,5 @@ done
 "$python" "$here/bench_writer.py" "${quick[@]}"
 echo
 "$python" "$here/bench_server.py" "${quick[@]}"
+echo
+"$python" "$here/bench_stats.py" "${quick[@]}"
