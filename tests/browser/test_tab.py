@@ -334,7 +334,7 @@ def test_screenshot_of_the_demo(tmp_path_factory, page, open_tab):
     finally:
         sys.path.pop(0)
     logdir = tmp_path_factory.mktemp("demo") / "logs"
-    train.run_all(logdir, steps=400, maps_every=20)
+    train.run_all(logdir, steps=200, maps_every=10)
     server = TensorBoardProcess(logdir)
     try:
         server.wait_for(lambda: server.get("/data/plugin/feature_maps/tags")[2] != b"{}")
