@@ -117,6 +117,13 @@ def test_run_all_restores_torch_threads(tmp_path):
     assert torch.get_num_threads() == before
 
 
+def test_progress_bar_without_tqdm(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    train.run_all(tmp_path, steps=4, progress=True)
+    err = capsys.readouterr().err
+    assert "training [" in err and "4/4" in err
+
+
 def test_a_second_run_replaces_the_first(tmp_path):
     train.run_all(tmp_path, steps=2)
     run_dir = train.run_all(tmp_path, steps=3)
