@@ -115,7 +115,11 @@ def log_feature_maps(
         (a rank other than 0, or the writer failed: see below).
 
     Writer failures (the disk is full, the log directory was removed) do not stop
-    training: the call warns once, writes nothing and returns ``{}``.
+    training: the call warns once, writes nothing and returns ``{}``. TensorBoard's writers
+    write in a background thread, so a full disk shows at the call after the one whose
+    event was lost; that call had already returned its shapes. A lost event is lost whole:
+    no step is ever half on disk. In a job where only rank 0 has a writer, call this on
+    rank 0 only (``writer=None`` is a ``TypeError`` on every rank).
 
     Raises:
         TypeError: If ``writer``, ``outputs``, a tensor, ``step`` or an option has the
