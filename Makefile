@@ -1,6 +1,6 @@
 # make demo   set up .venv, train the demo model, serve TensorBoard on 127.0.0.1:$(PORT)
 # make test   set up .venv, run the Python and JavaScript test suites
-# make bench  set up .venv, run benchmarks/run_all.sh
+# make bench  set up .venv, run benchmarks/run_all.sh (BENCH_ARGS=--quick for smoke runs)
 #
 # Setup runs once: .venv/.stamp records it, and pip runs again only when setup.py or
 # requirements-dev.txt change. torch and torchvision come from this machine's local wheels
@@ -52,7 +52,7 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	@test -f benchmarks/run_all.sh || { echo "benchmarks/run_all.sh not found" >&2; exit 1; }
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run_all.sh
+	PYTHON="$(CURDIR)/$(PY)" bash benchmarks/run_all.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs demo_runs
