@@ -296,7 +296,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--steps must be at least 5, --warmup and --threads at least 0")
     per_round = 5  # B/C steps per A step: A is the slow one
     rounds = -(-args.steps // per_round)
-    bc_steps = rounds * per_round
 
     import matplotlib
 

@@ -9,7 +9,10 @@ import os
 import platform
 import statistics
 import time
-from typing import Dict, Sequence
+from typing import TYPE_CHECKING, Dict, Sequence
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "LAYERS",
