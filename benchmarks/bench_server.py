@@ -12,6 +12,9 @@ has loaded everything, measures over HTTP, and stops it by its process id:
   connection (TensorBoard answers HTTP/1.0) and sends ``Accept-Encoding: gzip`` like a browser.
 - **listing**: run ``listing`` holds 5 layers x 1000 steps of small ``(1, 8, 8, 8)`` maps, with
   the plugin's default sampling (1000 steps kept). Times ``/tags``, ``/steps`` and ``/stats``.
+- **blob reads**: the same three blobs per step read straight from a Rust data server through
+  TensorBoard's ``GrpcDataProvider``, one after the other and all at once: the data server's
+  share of ``/maps``.
 - **memory**: resident memory (VmRSS) of the tensorboard process plus its children (the Rust
   data server), for an empty logdir and for each logdir above, after loading and after the
   requests.
