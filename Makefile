@@ -42,7 +42,7 @@ chromium:
 # Both suites run even when the first fails; the target fails if either did.
 test: $(STAMP) chromium
 	@status=0; \
-	$(PY) -m pytest tests -q || status=$$?; \
+	$(PY) -m pytest tests -q -m "not benchmark" || status=$$?; \
 	if ls frontend/tests/*.test.mjs >/dev/null 2>&1; then \
 	  node --test frontend/tests/ || status=$$?; \
 	else \

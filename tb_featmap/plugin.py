@@ -36,7 +36,7 @@ DEFAULT_SAMPLES = 1000
 _ALL = 2**31 - 1  # what `0` ("keep all") means when asking the data provider
 _MAX_ARG_LENGTH = 4096
 _CACHED_SERIES = 64
-_STATS_CACHE_BYTES = 64 << 20
+_STEP_CACHE_BYTES = 64 << 20
 _HEADER_TRIES = 16  # steps _tag_info tries, newest first, for a readable header
 _ONE_YEAR = 365 * 24 * 3600
 _CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -74,8 +74,9 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         self._samples = hint
         self._downsample = hint or _ALL
         self._series_cache: "collections.OrderedDict" = collections.OrderedDict()
-        self._stats_cache: "collections.OrderedDict" = collections.OrderedDict()
-        self._stats_cache_bytes = 0
+        self._step_cache: "collections.OrderedDict" = collections.OrderedDict()
+        self._step_cache_bytes = 0
+        self._tag_cache: Dict[tuple, tuple] = {}
         # Two pools, so that a long /stats never queues ahead of the blobs of a /maps.
         self._pool = concurrent.futures.ThreadPoolExecutor(12, thread_name_prefix="feature_maps_blobs")
         self._stats_pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="feature_maps_stats")
@@ -131,16 +132,15 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         datum = self._datum(ctx, experiment, run, tag, step)
         if wall_time is not None and wall_time != datum.wall_time:
             raise errors.NotFoundError(f"step {step} was rewritten; reload the step list")
-        blobs = self._read_blobs(ctx, datum, 3, parallel=True)
-        try:
-            payload.decode_stats(payload.decode_header(blobs[0]), blobs[1])
-        except payload.PayloadError as e:
-            raise errors.NotFoundError(f"step {step} cannot be read: {e}")
+        meta, data_blob = self._step(ctx, experiment, run, tag, datum, with_data=True)
         # With the wall time in the URL the content can never change: cache it for good.
         # Without it, a restarted run could rewrite the step, so the browser must ask again.
         expires = _ONE_YEAR if wall_time is not None else 0
         return http_util.Respond(
-            request, payload.wire_payload(*blobs), "application/octet-stream", expires=expires
+            request,
+            payload.wire_payload(meta.header_blob, meta.stats_blob, data_blob),
+            "application/octet-stream",
+            expires=expires,
         )
 
     @wrappers.Request.application
@@ -157,11 +157,9 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
         step = _int_arg(request, "step")
         datum = self._datum(ctx, experiment, run, tag, step)
-        header_blob, stats_blob, data_blob = self._read_blobs(ctx, datum, 3, parallel=True)
+        meta, data_blob = self._step(ctx, experiment, run, tag, datum, with_data=True)
         try:
-            header = payload.decode_header(header_blob)
-            stats = payload.decode_stats(header, stats_blob)
-            values = payload.decode_values(header, stats, data_blob)
+            values = payload.decode_values(meta.header, meta.stats, data_blob)
         except payload.PayloadError as e:
             raise errors.NotFoundError(f"step {step} cannot be read: {e}")
         buffer = io.BytesIO()
@@ -180,7 +178,14 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             for tag, series_meta in tags.items():
                 if not self._version_ok(run, tag, series_meta.plugin_content):
                     continue
-                info = self._tag_info(ctx, experiment, run, tag)
+                # Re-describe a layer only when TensorBoard has loaded something new for it.
+                version = (series_meta.max_step, series_meta.max_wall_time)
+                cached = self._tag_cache.get((experiment, run, tag))
+                if cached is not None and cached[0] == version:
+                    info = cached[1]
+                else:
+                    info = self._tag_info(ctx, experiment, run, tag)
+                    self._tag_cache[(experiment, run, tag)] = (version, info)
                 if info is not None:
                     result.setdefault(run, {})[tag] = info
         return result
@@ -285,10 +290,11 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError(f"no step {step} in run {_quote(run)}, tag {_quote(tag)}")
         return datum
 
-    def _read_blobs(self, ctx, datum, count, parallel=False):
-        """The first `count` blobs of a step. `parallel` reads them at once: each blob the
-        Rust data server sends takes ~40 ms on loopback whatever its size, so a step's
-        three blobs cost one wait instead of three. Not for use inside a pool task."""
+    def _read_blobs(self, ctx, datum, count, parallel=False, start=0):
+        """Blobs `start` to `count - 1` of a step. `parallel` reads them at once: the Rust
+        data server often takes ~40 ms on loopback to send a blob (depending on its size,
+        not in proportion to it), so a step's blobs cost one such wait instead of several.
+        Not for use inside a pool task."""
         if len(datum.values) < count:
             raise errors.NotFoundError(f"step {datum.step} has {len(datum.values)} blobs, expected 3")
 
@@ -297,8 +303,8 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
 
         try:
             if parallel:
-                return list(self._pool.map(read, datum.values[:count]))
-            return [read(ref) for ref in datum.values[:count]]
+                return list(self._pool.map(read, datum.values[start:count]))
+            return [read(ref) for ref in datum.values[start:count]]
         except (IndexError, TypeError, ValueError) as e:
             # The Python data provider fails this way on a tensor that is not a 1-D string
             # tensor, which any tool can write under this plugin's name.
@@ -313,26 +319,43 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             )
 
     def _step_stats(self, ctx, experiment, run, tag, datum) -> Optional[np.ndarray]:
-        """One step's statistics, or None if unreadable. A step never changes while its
-        wall time stays the same, so they are remembered (up to _STATS_CACHE_BYTES)."""
-        key = (experiment, run, tag, datum.step, datum.wall_time)
-        with self._lock:
-            stats = self._stats_cache.get(key)
-            if stats is not None:
-                self._stats_cache.move_to_end(key)
-                return stats
+        """One step's statistics, or None (warned once) if the step cannot be read."""
         try:
-            header_blob, stats_blob = self._read_blobs(ctx, datum, 2)
-            stats = payload.decode_stats(payload.decode_header(header_blob), stats_blob)
-        except (payload.PayloadError, errors.NotFoundError) as e:
+            return self._step(ctx, experiment, run, tag, datum)[0].stats
+        except errors.NotFoundError as e:
             self._warn_once((run, tag, "stats"), "skipping unreadable step of %r/%r: %s", run, tag, e)
             return None
+
+    def _step(self, ctx, experiment, run, tag, datum, with_data=False):
+        """A step's checked header and statistics, and with `with_data` its data blob.
+
+        Header and statistics are small and never change while the step's wall time stays
+        the same, so they are remembered (up to _STEP_CACHE_BYTES): /stats reads them for
+        every step, and /maps then needs only the data blob.
+
+        Raises:
+            errors.NotFoundError: If the step cannot be read or decoded.
+        """
+        key = (experiment, run, tag, datum.step, datum.wall_time)
         with self._lock:
-            self._stats_cache[key] = stats
-            self._stats_cache_bytes += stats.nbytes
-            while self._stats_cache_bytes > _STATS_CACHE_BYTES:
-                self._stats_cache_bytes -= self._stats_cache.popitem(last=False)[1].nbytes
-        return stats
+            meta = self._step_cache.get(key)
+            if meta is not None:
+                self._step_cache.move_to_end(key)
+        if meta is not None:
+            data_blob = self._read_blobs(ctx, datum, 3, start=2)[0] if with_data else None
+            return meta, data_blob
+        blobs = self._read_blobs(ctx, datum, 3 if with_data else 2, parallel=with_data)
+        try:
+            header = payload.decode_header(blobs[0])
+            meta = _StepMeta(header, payload.decode_stats(header, blobs[1]), blobs[0], blobs[1])
+        except payload.PayloadError as e:
+            raise errors.NotFoundError(f"step {datum.step} cannot be read: {e}")
+        with self._lock:
+            self._step_cache[key] = meta
+            self._step_cache_bytes += meta.nbytes
+            while self._step_cache_bytes > _STEP_CACHE_BYTES:
+                self._step_cache_bytes -= self._step_cache.popitem(last=False)[1].nbytes
+        return meta, (blobs[2] if with_data else None)
 
     def _header(self, ctx, run, tag, datum) -> Optional[dict]:
         try:
@@ -423,3 +446,17 @@ def _quote(name: str) -> str:
 def _json_floats(values: np.ndarray):
     # http_util.Respond writes NaN as "NaN" safely; plain floats keep the JSON small.
     return [float(v) for v in values]
+
+
+class _StepMeta:
+    """A step's decoded header and statistics, with the blobs they came from."""
+
+    __slots__ = ("header", "stats", "header_blob", "stats_blob")
+
+    def __init__(self, header: dict, stats: np.ndarray, header_blob: bytes, stats_blob: bytes):
+        self.header, self.stats = header, stats
+        self.header_blob, self.stats_blob = header_blob, stats_blob
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.header_blob) + len(self.stats_blob) + self.stats.nbytes

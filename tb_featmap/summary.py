@@ -364,12 +364,14 @@ def _stats(flat: torch.Tensor) -> Tuple[torch.Tensor, bool]:
     """Per-row [min, max, mean, std, zero_fraction, nonfinite]; finite values only."""
     size = flat.shape[1]
     zero_fraction = (size - torch.count_nonzero(flat, dim=1)) / size
-    std, mean = torch.std_mean(flat, dim=1, correction=0)
+    # Two passes: about 8x faster than torch.std_mean on CPU (benchmarks/bench_stats.py).
+    mean = flat.mean(dim=1)
+    std = (flat - mean[:, None]).square_().mean(dim=1).sqrt_()
     # A NaN or an infinity anywhere makes its row's std non-finite; so can an overflow,
     # which the exact path below handles too. This saves a full isfinite() pass.
     all_finite = bool(torch.isfinite(std).all())
     if all_finite:
-        lo, hi = torch.aminmax(flat, dim=1)
+        lo, hi = flat.amin(dim=1), flat.amax(dim=1)  # faster than aminmax on CPU
         nonfinite = torch.zeros_like(mean)
     else:
         finite = torch.isfinite(flat)
