@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every tb_featmap benchmark, one after the other (they time things: never in parallel).
-#   benchmarks/run_all.sh            # full runs, a few minutes on 2 cores
+#   benchmarks/run_all.sh            # full runs, a few minutes on 2 cores (writer, server,
+#                                    # statistics, then the browser benchmark)
 #   benchmarks/run_all.sh --quick    # smoke runs, about 2 minutes
 # PYTHON picks the interpreter (default: the repo's .venv, else python3).
 set -euo pipefail
@@ -20,3 +21,6 @@ echo
 "$python" "$here/bench_server.py" "${quick[@]}"
 echo
 "$python" "$here/bench_stats.py" "${quick[@]}"
+echo
+# In the browser: slider change to painted grid, cached and not, per AlexNet conv layer.
+"$python" -m pytest "$repo/tests/browser/test_bench_frontend.py" -m benchmark -q -s -p no:cacheprovider
