@@ -2,7 +2,8 @@
 
 Run: python frontend/tests/gen_colormaps.py  (tests/browser/test_tab.py checks the file is current)
 
-Each LUT is exactly ``colormap_lut(name)``::
+Each LUT is ``tb_featmap.render.colormap_lut(name)``, the one the ``tb-featmap export``
+command draws with, so the tab and the command colour alike::
 
     np.round(matplotlib.colormaps[mpl_name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 
@@ -11,30 +12,9 @@ with mpl_name "gray", "viridis", "magma", "inferno", and "RdBu_r" for "diverging
 
 from pathlib import Path
 
-import matplotlib
-import numpy as np
+from tb_featmap.render import COLORMAPS, colormap_lut
 
-__all__ = ["MATPLOTLIB_NAMES", "colormap_lut", "render_module"]
-
-MATPLOTLIB_NAMES = {
-    "gray": "gray",
-    "viridis": "viridis",
-    "magma": "magma",
-    "inferno": "inferno",
-    "diverging": "RdBu_r",
-}
-
-
-def colormap_lut(name: str) -> np.ndarray:
-    """The (256, 3) uint8 LUT of one of MATPLOTLIB_NAMES' keys.
-
-    Raises:
-        ValueError: If the name is unknown.
-    """
-    if name not in MATPLOTLIB_NAMES:
-        raise ValueError(f"colormap must be one of {sorted(MATPLOTLIB_NAMES)}, got {name!r}")
-    rgba = matplotlib.colormaps[MATPLOTLIB_NAMES[name]](np.linspace(0, 1, 256))
-    return np.round(rgba[:, :3] * 255).astype(np.uint8)
+__all__ = ["render_module"]
 
 
 def render_module() -> str:
@@ -46,13 +26,13 @@ def render_module() -> str:
         "",
         "const HEX = {",
     ]
-    for name in MATPLOTLIB_NAMES:
+    for name in COLORMAPS:
         lines.append(f"  {name}: '{colormap_lut(name).tobytes().hex()}',")
     lines += [
         "};",
         "",
         "/** Colormap names, in the order the menu lists them. */",
-        f"export const COLORMAPS = {list(MATPLOTLIB_NAMES)!r};".replace("'", "'"),
+        f"export const COLORMAPS = {list(COLORMAPS)!r};",
         "",
         "/** Colour of non-finite values (magenta). */",
         "export const NONFINITE_RGB = [255, 0, 255];",
