@@ -125,14 +125,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_maps(self, request):
-        ctx, experiment = _context(request)
-        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
-        step = _int_arg(request, "step")
-        wall_time = _float_arg(request, "wall_time", required=False)
-        datum = self._datum(ctx, experiment, run, tag, step)
-        if wall_time is not None and wall_time != datum.wall_time:
-            raise errors.NotFoundError(f"step {step} was rewritten; reload the step list")
-        meta, data_blob = self._step(ctx, experiment, run, tag, datum, with_data=True)
+        step, wall_time, meta, data_blob = self._requested_step(request)
         # With the wall time in the URL the content can never change: cache it for good.
         # Without it, a restarted run could rewrite the step, so the browser must ask again.
         expires = _ONE_YEAR if wall_time is not None else 0
@@ -153,11 +146,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_npy(self, request):
-        ctx, experiment = _context(request)
-        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
-        step = _int_arg(request, "step")
-        datum = self._datum(ctx, experiment, run, tag, step)
-        meta, data_blob = self._step(ctx, experiment, run, tag, datum, with_data=True)
+        step, _, meta, data_blob = self._requested_step(request)
         try:
             values = payload.decode_values(meta.header, meta.stats, data_blob)
         except payload.PayloadError as e:
@@ -166,6 +155,22 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         np.save(buffer, values, allow_pickle=False)
         headers = [("Content-Disposition", f'attachment; filename="step{step}.npy"')]
         return http_util.Respond(request, buffer.getvalue(), "application/octet-stream", headers=headers)
+
+    def _requested_step(self, request):
+        """Parse run, tag, step and an optional wall_time; read that step.
+
+        Returns:
+            (step, wall_time or None, _StepMeta, data blob).
+        """
+        ctx, experiment = _context(request)
+        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        step = _int_arg(request, "step")
+        wall_time = _float_arg(request, "wall_time", required=False)
+        datum = self._datum(ctx, experiment, run, tag, step)
+        if wall_time is not None and wall_time != datum.wall_time:
+            raise errors.NotFoundError(f"step {step} was rewritten; reload the step list")
+        meta, data_blob = self._step(ctx, experiment, run, tag, datum, with_data=True)
+        return step, wall_time, meta, data_blob
 
     # --- pure parts ---------------------------------------------------------------------
 
