@@ -2,7 +2,7 @@
 
 import pytest
 
-from support import REPO, TensorBoardProcess, free_port, wsgi_client  # noqa: F401 (re-exported)
+from support import TensorBoardProcess
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -100,3 +101,25 @@ class TensorBoardProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+
+
+# A training process for live tests: logs feature maps every 0.3 s for argv[2] seconds into
+# the run argv[1], flushing each step, and prints each step it logged.
+LIVE_TRAINER = textwrap.dedent(
+    """
+    import sys, time, torch
+    from torch.utils.tensorboard import SummaryWriter
+    from tb_featmap import log_feature_maps
+
+    writer = SummaryWriter(sys.argv[1], flush_secs=1)
+    steps, start = 0, time.monotonic()
+    while time.monotonic() - start < float(sys.argv[2]):
+        x = torch.randn(2, 8, 32, 32, generator=torch.Generator().manual_seed(steps))
+        log_feature_maps(writer, {"conv": x, "fc": x.mean(dim=(2, 3))}, steps, max_samples=2)
+        writer.flush()  # what TensorBoard reads next may end in a half-written record
+        print(steps, flush=True)
+        steps += 1
+        time.sleep(0.3)
+    writer.close()
+    """
+)

@@ -13,7 +13,6 @@ import os
 import struct
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.parse
 from pathlib import Path
@@ -26,8 +25,8 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from torch.utils.tensorboard import SummaryWriter
 
-from support import TensorBoardProcess, wsgi_client
-from tb_featmap import log_feature_maps, payload
+from support import LIVE_TRAINER, TensorBoardProcess, wsgi_client
+from tb_featmap import log_feature_maps
 
 ROUTE = "/data/plugin/feature_maps/"
 TAG = "feature_maps/conv"
@@ -366,32 +365,12 @@ def test_each_case_through_a_real_tensorboard_with_the_rust_data_server(rust_ten
 
 # --- live training ----------------------------------------------------------------------
 
-TRAINER = textwrap.dedent(
-    """
-    import sys, time, torch
-    from torch.utils.tensorboard import SummaryWriter
-    from tb_featmap import log_feature_maps
-
-    writer = SummaryWriter(sys.argv[1], flush_secs=1)
-    steps, start = 0, time.monotonic()
-    while time.monotonic() - start < float(sys.argv[2]):
-        x = torch.randn(2, 8, 32, 32, generator=torch.Generator().manual_seed(steps))
-        log_feature_maps(writer, {"conv": x, "fc": x.mean(dim=(2, 3))}, steps, max_samples=2)
-        writer.flush()  # what TensorBoard reads next may end in a half-written record
-        print(steps, flush=True)
-        steps += 1
-        time.sleep(0.3)
-    writer.close()
-    """
-)
-
-
 @pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])
 def test_live_training_is_read_while_it_writes(tmp_path, tensorboard_process, loader_flags):
     logdir = tmp_path / "logs"
     logdir.mkdir()
     trainer = subprocess.Popen(
-        [sys.executable, "-c", TRAINER, str(logdir / "live"), "15"],
+        [sys.executable, "-c", LIVE_TRAINER, str(logdir / "live"), "15"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

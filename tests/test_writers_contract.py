@@ -1,7 +1,6 @@
 """The SummaryWriter internals tb_featmap relies on (tb_featmap/_writers.py). If one of
 these fails after an upgrade of torch, tensorboardX or TensorBoard, _writers.py needs work."""
 
-import filecmp
 import glob
 
 import pytest

@@ -7,7 +7,6 @@ Both against a real tensorboard and Debian's chromium.
 import json
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.parse
 
@@ -15,7 +14,7 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from support import TensorBoardProcess
+from support import LIVE_TRAINER, TensorBoardProcess
 from tb_featmap import log_feature_maps
 
 ROUTE = "/data/plugin/feature_maps/"
@@ -89,31 +88,11 @@ def test_hostile_names_in_urls_come_back_as_inert_text(hostile, page, route):
     assert page.dialogs == []
 
 
-TRAINER = textwrap.dedent(
-    """
-    import sys, time, torch
-    from torch.utils.tensorboard import SummaryWriter
-    from tb_featmap import log_feature_maps
-
-    writer = SummaryWriter(sys.argv[1], flush_secs=1)
-    start, step = time.monotonic(), 0
-    while time.monotonic() - start < float(sys.argv[2]):
-        x = torch.randn(1, 8, 16, 16, generator=torch.Generator().manual_seed(step))
-        log_feature_maps(writer, {"conv": x}, step)
-        writer.flush()
-        print(step, flush=True)
-        step += 1
-        time.sleep(0.3)
-    writer.close()
-    """
-)
-
-
 def test_open_tab_picks_up_new_steps_without_a_reload(tmp_path, page, open_tab):
     logdir = tmp_path / "logs"
     logdir.mkdir()
     trainer = subprocess.Popen(
-        [sys.executable, "-c", TRAINER, str(logdir / "live"), "30"],
+        [sys.executable, "-c", LIVE_TRAINER, str(logdir / "live"), "30"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     server = None
