@@ -17,7 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision import transforms
 
 from tb_featmap import FeatureMapRecorder, log_feature_maps
-from train import port_in_use, serve  # demo/train.py, beside this file
+from train import port_in_use, serve_unless  # demo/train.py, beside this file
 
 LAYERS = ["features.0", "features.3", "features.6", "features.8", "features.10"]
 
@@ -48,10 +48,7 @@ def main() -> int:
         stored = log_feature_maps(writer, rec.outputs, step=0)
     for tag, shape in stored.items():
         print(f"{tag}: {shape}")
-    if args.no_serve:
-        print(f"view them with: tensorboard --logdir {args.logdir}")
-        return 0
-    return serve(args.logdir, args.port)
+    return serve_unless(args.no_serve, args.logdir, args.port)
 
 
 if __name__ == "__main__":

@@ -324,6 +324,14 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def serve_unless(no_serve: bool, logdir, port: int) -> int:
+    """Serve `logdir` with TensorBoard, or with `no_serve` say how to; the exit code."""
+    if no_serve:
+        print(f"view them with: tensorboard --logdir {logdir}")
+        return 0
+    return serve(logdir, port)
+
+
 def serve(logdir, port: int = DEFAULT_PORT, *, host: str = "127.0.0.1") -> int:
     """Run TensorBoard over ``logdir`` until it exits or Ctrl-C (or SIGTERM) arrives.
 
@@ -393,10 +401,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.monotonic()
     run_dir = run_all(args.logdir, steps=args.steps, progress=True)
     print(f"trained {args.steps} steps in {time.monotonic() - start:.0f}s; logs in {run_dir}", flush=True)
-    if args.no_serve:
-        print(f"view them with: tensorboard --logdir {args.logdir}")
-        return 0
-    return serve(args.logdir, args.port)
+    return serve_unless(args.no_serve, args.logdir, args.port)
 
 
 if __name__ == "__main__":

@@ -123,3 +123,11 @@ LIVE_TRAINER = textwrap.dedent(
     writer.close()
     """
 )
+
+
+def start_live_trainer(run_dir, seconds: float) -> subprocess.Popen:
+    """Run LIVE_TRAINER in its own process, logging into `run_dir` for `seconds`."""
+    return subprocess.Popen(
+        [sys.executable, "-c", LIVE_TRAINER, str(run_dir), str(seconds)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )

@@ -11,8 +11,6 @@ import json
 import logging
 import os
 import struct
-import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -25,7 +23,7 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from torch.utils.tensorboard import SummaryWriter
 
-from support import LIVE_TRAINER, TensorBoardProcess, wsgi_client
+from support import start_live_trainer, TensorBoardProcess, wsgi_client
 from tb_featmap import log_feature_maps
 
 ROUTE = "/data/plugin/feature_maps/"
@@ -369,10 +367,7 @@ def test_each_case_through_a_real_tensorboard_with_the_rust_data_server(rust_ten
 def test_live_training_is_read_while_it_writes(tmp_path, tensorboard_process, loader_flags):
     logdir = tmp_path / "logs"
     logdir.mkdir()
-    trainer = subprocess.Popen(
-        [sys.executable, "-c", LIVE_TRAINER, str(logdir / "live"), "15"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    trainer = start_live_trainer(logdir / "live", 15)
     try:
         tb = tensorboard_process(logdir, *loader_flags)
         seen, polls = [], 0

@@ -5,8 +5,6 @@ Both against a real tensorboard and Debian's chromium.
 """
 
 import json
-import subprocess
-import sys
 import time
 import urllib.parse
 
@@ -14,7 +12,7 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from support import LIVE_TRAINER, TensorBoardProcess
+from support import start_live_trainer, TensorBoardProcess
 from tb_featmap import log_feature_maps
 
 ROUTE = "/data/plugin/feature_maps/"
@@ -91,10 +89,7 @@ def test_hostile_names_in_urls_come_back_as_inert_text(hostile, page, route):
 def test_open_tab_picks_up_new_steps_without_a_reload(tmp_path, page, open_tab):
     logdir = tmp_path / "logs"
     logdir.mkdir()
-    trainer = subprocess.Popen(
-        [sys.executable, "-c", LIVE_TRAINER, str(logdir / "live"), "30"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    trainer = start_live_trainer(logdir / "live", 30)
     server = None
     try:
         server = TensorBoardProcess(logdir)
