@@ -67,7 +67,8 @@ class S3Server:
 
     def keys(self, bucket: str, prefix: str = ""):
         """Every object key in ``bucket`` under ``prefix``, sorted."""
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        paginator = self.client().get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=bucket, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
     def delete_bucket(self, bucket: str) -> None:

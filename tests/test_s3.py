@@ -36,7 +36,10 @@ WRITERS = {"torch": SummaryWriter, "tbx": tensorboardX.SummaryWriter}
 
 def outputs(seed):
     generator = torch.Generator().manual_seed(seed)
-    return {"conv": torch.randn(2, 4, 8, 8, generator=generator), "fc": torch.randn(2, 6, generator=generator)}
+    return {
+        "conv": torch.randn(2, 4, 8, 8, generator=generator),
+        "fc": torch.randn(2, 6, generator=generator),
+    }
 
 
 def close_to(got, want):
@@ -159,7 +162,8 @@ RANKS_SCRIPT = textwrap.dedent(
     from tb_featmap import log_feature_maps
 
     def worker(rank, logdir, port):
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+        address = f"tcp://127.0.0.1:{port}"
+        dist.init_process_group("gloo", init_method=address, rank=rank, world_size=2)
         writer = SummaryWriter(logdir)
         for step in range(2):
             x = torch.full((1, 2, 4, 4), float(10 * rank + step)) + torch.arange(16.0).reshape(4, 4)
@@ -197,7 +201,8 @@ def test_all_ranks_gives_each_rank_its_own_run_in_the_bucket(s3, written, tmp_pa
 
 
 def test_read_ls_and_export_from_the_bucket(s3, written, tmp_path, capsys):
-    assert sorted({(r.run, r.step) for r in read(LOGDIR)}) == [(run, s) for run in ("tbx", "torch") for s in STEPS]
+    got = sorted((r.run, r.step) for r in read(LOGDIR) if r.layer == "conv")
+    assert got == [(run, s) for run in ("tbx", "torch") for s in STEPS]
 
     assert cli.main(["ls", LOGDIR, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
@@ -272,7 +277,9 @@ def test_tensorboard_serves_the_bucket(s3, written, tmp_path, tensorboard_proces
 
 def test_rust_data_server_refuses_s3(s3, written, tmp_path, tensorboard_process):
     with pytest.raises(RuntimeError, match='unknown protocol "s3"'):
-        tensorboard_process(LOGDIR, "--load_fast=true", env={**os.environ, **s3.env}, log_dir=tmp_path)
+        tensorboard_process(
+            LOGDIR, "--load_fast=true", env={**os.environ, **s3.env}, log_dir=tmp_path
+        )
 
 
 def test_steps_route_follows_new_steps_in_the_bucket(s3, written, tmp_path, tensorboard_process):
