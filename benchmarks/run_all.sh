@@ -22,5 +22,7 @@ echo
 echo
 "$python" "$here/bench_stats.py" "${quick[@]}"
 echo
+"$python" "$here/bench_s3.py" "${quick[@]}"
+echo
 # In the browser: slider change to painted grid, cached and not, per AlexNet conv layer.
 "$python" -m pytest "$repo/tests/browser/test_bench_frontend.py" -m benchmark -q -s -p no:cacheprovider

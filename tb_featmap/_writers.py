@@ -12,7 +12,7 @@ import weakref
 
 from tensorboard.compat.proto import summary_pb2
 
-from tb_featmap import _crc
+from tb_featmap import _crc, _fs
 
 __all__ = ["EventSink", "sink_for"]
 
@@ -34,8 +34,10 @@ class EventSink:
 
     def logdir_exists(self) -> bool:
         # An event file whose directory was removed still accepts writes on POSIX; they
-        # are lost. Check before writing instead.
-        return os.path.isdir(self.logdir())
+        # are lost. Check before writing instead. Object stores have no directory to
+        # remove (the writer uploads the whole file again); their failures raise.
+        logdir = self.logdir()
+        return _fs.is_remote(logdir) or os.path.isdir(logdir)
 
     def add_summary(self, summary: summary_pb2.Summary, step: int, walltime) -> None:
         file_writer = self.writer._get_file_writer()
@@ -44,17 +46,19 @@ class EventSink:
         worker = getattr(getattr(file_writer, "event_writer", None), "_worker", None)
         if worker is not None and not worker.is_alive():
             raise OSError("the writer's background thread has stopped after a write error")
-        file_writer.add_summary(self._convert(summary), step, walltime)
+        with _fs.as_os_error():  # a remote write failure (botocore's) is an OSError here
+            file_writer.add_summary(self._convert(summary), step, walltime)
 
     def child(self, name: str) -> "EventSink":
         """A writer of the same kind for the run ``<logdir>/<name>``, made once."""
         children = _CHILDREN.setdefault(self.writer, {})
         if name not in children:
-            children[name] = type(self.writer)(os.path.join(self.logdir(), name))
+            children[name] = type(self.writer)(_fs.join(self.logdir(), name))
         return EventSink(children[name], self._convert)
 
     def flush(self) -> None:
-        self.writer.flush()
+        with _fs.as_os_error():
+            self.writer.flush()
 
 
 # Writers that log_feature_maps(all_ranks=True) opened, per user writer. They close when

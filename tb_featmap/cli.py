@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from tb_featmap import __version__, render
+from tb_featmap import __version__, _fs, render
 from tb_featmap.reader import FeatureMapReader, LayerInfo
 
 __all__ = ["main"]
@@ -149,6 +149,8 @@ def _export(args) -> int:
             raise _UsageError(f"--{name} must be non-negative, got {getattr(args, name)}")
     if args.scale is not None and args.scale < 1:
         raise _UsageError(f"--scale must be a positive integer, got {args.scale}")
+    if _fs.is_remote(args.output):
+        raise _UsageError(f"export writes a local file; got {args.output!r}")
     image_module = _pillow()
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
@@ -270,7 +272,7 @@ def _same_size(frames: List[np.ndarray]) -> List[np.ndarray]:
 def _open(logdir: str) -> FeatureMapReader:
     try:
         return FeatureMapReader(logdir)
-    except (FileNotFoundError, NotADirectoryError) as e:
+    except (OSError, ValueError) as e:  # missing path or bucket, no access, unknown protocol
         raise _UsageError(str(e)) from None
 
 

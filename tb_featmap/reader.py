@@ -17,7 +17,7 @@ from tensorboard import context, errors
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.data import provider
 
-from tb_featmap import _crc, metadata, payload
+from tb_featmap import _crc, _fs, metadata, payload
 
 __all__ = ["FeatureMapRecord", "LayerInfo", "FeatureMapReader", "read", "to_dataframe"]
 
@@ -86,12 +86,15 @@ class FeatureMapReader:
     damaged ones.
 
     Args:
-        logdir: A directory of runs, as given to ``tensorboard --logdir``.
+        logdir: A directory of runs, as given to ``tensorboard --logdir``: a local path,
+            ``s3://bucket/folder``, or any path TensorBoard's file layer reads.
 
     Raises:
         TypeError: If ``logdir`` is not a str or path.
-        FileNotFoundError: If ``logdir`` does not exist.
+        FileNotFoundError: If ``logdir``, or its bucket, does not exist.
         NotADirectoryError: If ``logdir`` is not a directory.
+        OSError: If object storage refuses access or cannot be reached.
+        ValueError: If no installed file system reads the logdir's protocol.
 
     Examples::
 
@@ -107,10 +110,7 @@ class FeatureMapReader:
         if not isinstance(logdir, (str, os.PathLike)):
             raise TypeError(f"logdir must be a str or path, got {type(logdir).__name__}")
         path = os.fspath(logdir)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"logdir {path!r} does not exist")
-        if not os.path.isdir(path):
-            raise NotADirectoryError(f"logdir {path!r} is not a directory")
+        _fs.check_logdir(path)
         self.logdir = path
         _crc.install_for_reader()  # 0.3 s per MB read otherwise
         multiplexer = plugin_event_multiplexer.EventMultiplexer(
@@ -332,7 +332,8 @@ def read(
     """Read logged feature maps into memory, without a TensorBoard server.
 
     Args:
-        logdir: A directory of runs, as given to ``tensorboard --logdir``.
+        logdir: A directory of runs, as given to ``tensorboard --logdir``: a local path,
+            ``s3://bucket/folder``, or any path TensorBoard's file layer reads.
         run: Only this run. Default: all.
         layer: Only this layer, by the name it was logged under (``"features.0"``, or with
             a prefix ``"probe/features.0"``) or its full tag. Default: all.
@@ -348,9 +349,10 @@ def read(
 
     Raises:
         TypeError: If an argument has the wrong type.
-        FileNotFoundError: If ``logdir`` does not exist.
-        ValueError: If ``run``, ``layer`` or ``step`` names nothing in the logdir; the
-            message lists the valid names.
+        FileNotFoundError: If ``logdir``, or its bucket, does not exist.
+        OSError: If object storage refuses access or cannot be reached.
+        ValueError: If ``run``, ``layer`` or ``step`` names nothing in the logdir (the
+            message lists the valid names), or no file system reads the logdir's protocol.
         ImportError: If ``as_dataframe`` is set and pandas is not installed.
 
     Examples::

@@ -47,10 +47,11 @@ def wsgi_client(logdir, samples_per_plugin=None):
 class TensorBoardProcess:
     """A real `tensorboard` on a free loopback port, stopped by its process id."""
 
-    def __init__(self, logdir, *args, env=None, executable=TENSORBOARD):
+    def __init__(self, logdir, *args, env=None, executable=TENSORBOARD, log_dir=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(Path(logdir).parent / f"tensorboard-{self.port}.log", "wb")
+        here = Path(log_dir or Path(logdir).parent)  # a remote logdir (s3://...) needs log_dir
+        self.log = open(here / f"tensorboard-{self.port}.log", "wb")
         cmd = [executable, "--logdir", str(logdir), "--host", "127.0.0.1",
                "--port", str(self.port), "--reload_interval", "1", *args]
         self.proc = subprocess.Popen(
