@@ -65,7 +65,9 @@ class FeatureMapRecorder:
         ['layer1.0', 'layer1.1']
     """
 
-    def __init__(self, model: nn.Module, layers: Union[str, Iterable[str]], *, eval_mode: bool = False):
+    def __init__(
+        self, model: nn.Module, layers: Union[str, Iterable[str]], *, eval_mode: bool = False
+    ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(eval_mode, bool):
@@ -75,7 +77,9 @@ class FeatureMapRecorder:
         try:
             patterns = list(layers)
         except TypeError:
-            raise TypeError(f"layers must be a str or an iterable of str, got {type(layers).__name__}") from None
+            raise TypeError(
+                f"layers must be a str or an iterable of str, got {type(layers).__name__}"
+            ) from None
         if not patterns:
             raise ValueError("layers is empty: name at least one module")
         for pattern in patterns:
@@ -89,7 +93,10 @@ class FeatureMapRecorder:
                 close = difflib.get_close_matches(pattern, list(modules), n=5, cutoff=0.4)
                 hint = f" Closest: {close}." if close else ""
                 if "*" in pattern and fnmatch.filter(modules, pattern):
-                    hint += f" '*' stays within one part of a dotted name; {_old_meaning(pattern)!r} crosses dots."
+                    hint += (
+                        " '*' stays within one part of a dotted name;"
+                        f" {_old_meaning(pattern)!r} crosses dots."
+                    )
                 raise ValueError(
                     f"layers: {pattern!r} matches no module of {type(model).__name__}.{hint} "
                     "Hint: names are those of model.named_modules()."

@@ -48,7 +48,8 @@ def _blocks(doc: str):
 
 
 def _params(doc: str, language: str):
-    return [pytest.param(code, id=f"{doc}:{line}") for lang, code, line in _blocks(doc) if lang == language]
+    return [pytest.param(code, id=f"{doc}:{line}")
+            for lang, code, line in _blocks(doc) if lang == language]
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +132,13 @@ def _run_plain(code: str, namespace: dict, where: str) -> None:
         if isinstance(statement, ast.Expr):
             value = eval(compile(ast.Expression(statement.value), where, "eval"), namespace)
             comment = lines[statement.end_lineno - 1][statement.end_col_offset :].strip()
+            if not comment.startswith("#"):
+                continue
             try:
-                expected = ast.literal_eval(comment.lstrip("#").strip()) if comment.startswith("#") else None
+                expected = ast.literal_eval(comment.lstrip("#").strip())
             except (ValueError, SyntaxError):
                 continue  # a comment in words
-            if expected is not None:
-                assert value == expected, f"{where}: {source} gave {value!r}, the doc says {expected!r}"
+            assert value == expected, f"{where}: {source} gave {value!r}, the doc says {expected!r}"
         else:
             exec(compile(ast.Module([statement], type_ignores=[]), where, "exec"), namespace)
 
@@ -161,7 +163,8 @@ def test_python_examples_run(in_work, doc):
         before = _snapshot(users["model"]) if users else None
         if ">>>" in code:
             test = parser.get_doctest(code, namespace, where, doc, line)
-            result = runner.run(test, out=lambda text: pytest.fail(f"{where}:\n{text}"), clear_globs=False)
+            report = lambda text: pytest.fail(f"{where}:\n{text}")  # noqa: E731
+            result = runner.run(test, out=report, clear_globs=False)
             assert result.attempted > 0
             namespace.update(test.globs)  # DocTest works on a copy
         else:

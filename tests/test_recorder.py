@@ -150,7 +150,8 @@ def _layers_without_warnings(model, layers):
 @pytest.mark.parametrize(
     "pattern, expected",
     [
-        ("layer1.**", [n for n, _ in torchvision.models.resnet18().named_modules() if n.startswith("layer1.")]),
+        ("layer1.**", [n for n, _ in torchvision.models.resnet18().named_modules()
+                       if n.startswith("layer1.")]),
         ("layer*.0.conv1", [f"layer{i}.0.conv1" for i in range(1, 5)]),
         ("layer?.1", [f"layer{i}.1" for i in range(1, 5)]),
         ("layer[12].0.bn?", ["layer1.0.bn1", "layer1.0.bn2", "layer2.0.bn1", "layer2.0.bn2"]),
@@ -168,7 +169,8 @@ def test_dotted_glob_rule(resnet, pattern, expected):
 
 
 def test_star_stays_within_one_part_and_double_star_crosses_dots(resnet):
-    with pytest.warns(FutureWarning, match=r"'layer1\.\*' selects 2 modules, 12 before.*'layer1\.\*\*'"):
+    changed = r"'layer1\.\*' selects 2 modules, 12 before.*'layer1\.\*\*'"
+    with pytest.warns(FutureWarning, match=changed):
         rec = FeatureMapRecorder(resnet, "layer1.*")
     assert rec.layers == ["layer1.0", "layer1.1"]
     assert len(_layers_without_warnings(resnet, "layer1.**")) == 12
@@ -179,12 +181,13 @@ def test_star_stays_within_one_part_and_double_star_crosses_dots(resnet):
 
 
 def test_a_pattern_that_only_crossed_dots_names_the_double_star(resnet):
-    with pytest.raises(ValueError, match=r"'layer1\*relu' matches no module.*'layer1\*\*relu' crosses dots"):
+    message = r"'layer1\*relu' matches no module.*'layer1\*\*relu' crosses dots"
+    with pytest.raises(ValueError, match=message):
         FeatureMapRecorder(resnet, "layer1*relu")
 
 
 def test_an_exact_name_is_never_a_pattern():
-    model = nn.ModuleDict({"a[1]": nn.Identity(), "a1": nn.Identity(), "b*": nn.Identity(), "bc": nn.Identity()})
+    model = nn.ModuleDict({name: nn.Identity() for name in ("a[1]", "a1", "b*", "bc")})
     assert _layers_without_warnings(model, "a[1]") == ["a[1]"]
     assert _layers_without_warnings(model, "b*") == ["b*"]
     assert _layers_without_warnings(model, "b?") == ["b*", "bc"]  # as a glob
