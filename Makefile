@@ -1,5 +1,6 @@
 # make demo   set up .venv, train the demo model, serve TensorBoard on 127.0.0.1:$(PORT)
-# make test   set up .venv, run the Python and JavaScript test suites
+# make test   set up .venv, run the Python and JavaScript test suites (installs Debian's
+#             chromium with apt-get when missing, which needs root)
 # make bench  set up .venv, run benchmarks/run_all.sh (BENCH_ARGS=--quick for smoke runs)
 #
 # Setup runs once: .venv/.stamp records it, and pip runs again only when setup.py or
@@ -32,9 +33,14 @@ $(STAMP): setup.py requirements-dev.txt | $(PY)
 demo: $(STAMP)
 	$(PY) demo/train.py --logdir $(LOGDIR) --steps $(STEPS) --port $(PORT)
 
-# Debian's chromium for the browser tests (Playwright never downloads a browser here).
+# Debian's chromium for the browser tests (Playwright never downloads a browser here): used
+# when installed, else installed with apt-get, which needs root.
 chromium:
 	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make test: the browser tests need Debian's chromium at $(CHROMIUM); install it as root: sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium" >&2; \
+	    exit 1; \
+	  fi; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y --no-install-recommends chromium || \
 	  { apt-get update && apt-get install -y --no-install-recommends chromium; }; }

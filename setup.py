@@ -24,8 +24,10 @@ setup(
     },
     # The TensorBoard side (plugin, payload decoding) needs only these; torch is for the
     # writer, and TensorBoard is often run in an environment without it.
+    # Tested (tests/test_install.py) with TensorBoard 2.21.0 (numpy 2) and 2.14.1 (numpy 1.26),
+    # the oldest. TensorBoard before 2.17 does not start with numpy 2: use numpy<2 there.
     install_requires=[
-        "tensorboard>=2.12",
+        "tensorboard>=2.14",
         "werkzeug>=2.0",
         "numpy>=1.21",
         "google-crc32c>=1.5",

@@ -258,13 +258,9 @@ def run_all(
 
 def _log_maps(writer: SummaryWriter, model: nn.Module, probe: torch.Tensor, step: int) -> None:
     """Run the probe batch through the model and log the input and RECORDED_LAYERS."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FeatureMapRecorder(model, RECORDED_LAYERS) as rec:
-            model(probe)
-    finally:
-        model.train(was_training)
+    # eval_mode: the probe runs in eval mode and every module gets its own flag back after.
+    with torch.no_grad(), FeatureMapRecorder(model, RECORDED_LAYERS, eval_mode=True) as rec:
+        model(probe)
     log_feature_maps(writer, {"input": probe, **rec.outputs}, step, max_samples=len(probe))
 
 

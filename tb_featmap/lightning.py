@@ -6,7 +6,7 @@ when only that is installed. Needs torch, like the rest of the writer side.
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, Dict, Iterable, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch
 
@@ -109,12 +109,14 @@ class FeatureMapCallback(Callback):
         self.every_n_steps = every_n_steps
         self.log_kwargs: Dict[str, Any] = log_kwargs
         self._last_step: Optional[int] = None
+        self._resolved: Optional[List[str]] = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         """Check the layer names and the logger before training starts."""
         if stage != "fit":
             return
-        FeatureMapRecorder(pl_module, self.layers)  # raises on a name that matches nothing
+        # Raises on a name that matches nothing; glob patterns are resolved (and warned about) once.
+        self._resolved = FeatureMapRecorder(pl_module, self.layers).layers
         self._tensorboard_logger(trainer)
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -142,19 +144,16 @@ class FeatureMapCallback(Callback):
         """
         writer = self._tensorboard_logger(trainer).experiment
         probe = move_data_to_device(self.probe_batch, pl_module.device)
-        modes = {module: module.training for module in pl_module.modules()}
-        try:
-            pl_module.eval()
-            with torch.no_grad(), FeatureMapRecorder(pl_module, self.layers) as recorder:
-                if isinstance(probe, Mapping):
-                    pl_module(**probe)
-                elif isinstance(probe, (tuple, list)):
-                    pl_module(*probe)
-                else:
-                    pl_module(probe)
-        finally:
-            for module, training in modes.items():
-                module.training = training
+        # eval_mode: eval while probing, then each module gets its own train/eval flag back.
+        layers = self.layers if self._resolved is None else self._resolved
+        recorder = FeatureMapRecorder(pl_module, layers, eval_mode=True)
+        with torch.no_grad(), recorder:
+            if isinstance(probe, Mapping):
+                pl_module(**probe)
+            elif isinstance(probe, (tuple, list)):
+                pl_module(*probe)
+            else:
+                pl_module(probe)
         kwargs = {"max_samples": _batch_size(probe), **self.log_kwargs}
         return log_feature_maps(writer, recorder.outputs, trainer.global_step, **kwargs)
 

@@ -394,8 +394,21 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
 
 
 def _static_files():
-    """The frontend's files, each at its own fixed route: {name: (bytes, content type)}."""
-    root = resources.files("tb_featmap.frontend")
+    """The frontend's files, each at its own fixed route: {name: (bytes, content type)}.
+
+    Installed, they are the package ``tb_featmap.frontend``. Where the package is imported
+    from a source checkout instead (on ``PYTHONPATH``, or a legacy ``setup.py develop``),
+    they are the checkout's ``frontend/`` beside ``tb_featmap/``.
+    """
+    try:
+        root = resources.files("tb_featmap.frontend")
+    except ModuleNotFoundError:
+        root = resources.files("tb_featmap").joinpath("..", "frontend")
+        if not root.joinpath("index.js").is_file():
+            raise ModuleNotFoundError(
+                "tb_featmap's frontend is missing: no package tb_featmap.frontend and no "
+                f"{root} beside tb_featmap/; reinstall tb_featmap"
+            ) from None
     result = {}
     for entry in root.iterdir():
         suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""

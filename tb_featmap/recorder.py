@@ -2,7 +2,10 @@
 
 import difflib
 import fnmatch
-from typing import Dict, Iterable, List, Union
+import functools
+import re
+import warnings
+from typing import Dict, Iterable, List, Optional, Union
 
 import torch
 from torch import nn
@@ -18,14 +21,32 @@ class FeatureMapRecorder:
     of the output, so an in-place op that follows (AlexNet's ``ReLU(inplace=True)``) cannot
     overwrite what was recorded. A later forward pass replaces the earlier outputs.
 
+    Names and patterns: a string that is a module's name selects that module. Otherwise it
+    is a glob over the dotted names: ``*`` matches any characters within one part of a
+    name (no dot), ``**`` any characters including dots, ``?`` one character that is not a
+    dot, and ``[seq]`` / ``[!seq]`` as in ``fnmatch``. In a ResNet, ``"layer1.*"`` selects
+    the two blocks ``layer1.0`` and ``layer1.1``; ``"layer1.**"`` every module below
+    ``layer1``. Before this rule ``*`` crossed dots: a pattern whose matches differ from
+    that older rule warns (``FutureWarning``) and names the ``**`` spelling of its old
+    meaning.
+
+    A module that runs more than once in one forward pass (torchvision's ``BasicBlock``
+    calls its one ``relu`` twice) keeps only its last output; the recorder warns once per
+    such module.
+
     Args:
         model: Any ``nn.Module``.
-        layers: Qualified names as ``model.named_modules()`` gives them (``"features.0"``,
-            ``"layer1.0.conv2"``), or glob patterns (``"features.*"``, ``"layer*.0.conv1"``).
-            A single string is one name or pattern.
+        layers: Module names as ``model.named_modules()`` gives them (``"features.0"``,
+            ``"layer1.0.conv2"``), or glob patterns (``"features.*"``, ``"layer*.0.conv1"``,
+            ``"**.conv1"``). A single string is one name or pattern.
+        eval_mode: Put the whole model in eval mode while recording and, on exit, give
+            every module back its own ``training`` flag. Use it for a probe batch in the
+            middle of training: in train mode a probe would update BatchNorm's running
+            statistics and apply dropout. Default False: the modes are left alone.
 
     Raises:
-        TypeError: If ``model`` is not an ``nn.Module`` or ``layers`` is not str(s).
+        TypeError: If ``model`` is not an ``nn.Module``, ``layers`` is not str(s) or
+            ``eval_mode`` is not a bool.
         ValueError: If a name or pattern matches no module; the error lists the closest
             valid names.
 
@@ -36,21 +57,29 @@ class FeatureMapRecorder:
     Examples::
 
         >>> model = torchvision.models.alexnet(weights=None)
-        >>> with FeatureMapRecorder(model, ["features.0", "features.3"]) as rec:
+        >>> with torch.no_grad(), FeatureMapRecorder(model, ["features.0", "features.3"]) as rec:
         ...     model(torch.rand(1, 3, 224, 224))
         >>> {name: tuple(t.shape) for name, t in rec.outputs.items()}
         {'features.0': (1, 64, 55, 55), 'features.3': (1, 192, 27, 27)}
+        >>> FeatureMapRecorder(torchvision.models.resnet18(weights=None), "layer1.*").layers
+        ['layer1.0', 'layer1.1']
     """
 
-    def __init__(self, model: nn.Module, layers: Union[str, Iterable[str]]):
+    def __init__(
+        self, model: nn.Module, layers: Union[str, Iterable[str]], *, eval_mode: bool = False
+    ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(eval_mode, bool):
+            raise TypeError(f"eval_mode must be a bool, got {type(eval_mode).__name__}")
         if isinstance(layers, str):
             layers = [layers]
         try:
             patterns = list(layers)
         except TypeError:
-            raise TypeError(f"layers must be a str or an iterable of str, got {type(layers).__name__}") from None
+            raise TypeError(
+                f"layers must be a str or an iterable of str, got {type(layers).__name__}"
+            ) from None
         if not patterns:
             raise ValueError("layers is empty: name at least one module")
         for pattern in patterns:
@@ -59,28 +88,44 @@ class FeatureMapRecorder:
         modules = {name: module for name, module in model.named_modules() if name}
         selected = set()
         for pattern in patterns:
-            matched = fnmatch.filter(modules, pattern)
+            matched = _select(modules, pattern)
             if not matched:
                 close = difflib.get_close_matches(pattern, list(modules), n=5, cutoff=0.4)
                 hint = f" Closest: {close}." if close else ""
+                if "*" in pattern and fnmatch.filter(modules, pattern):
+                    hint += (
+                        " '*' stays within one part of a dotted name;"
+                        f" {_old_meaning(pattern)!r} crosses dots."
+                    )
                 raise ValueError(
                     f"layers: {pattern!r} matches no module of {type(model).__name__}.{hint} "
                     "Hint: names are those of model.named_modules()."
                 )
+            _warn_if_meaning_changed(pattern, matched, modules)
             selected.update(matched)
         self._model = model
+        self._eval_mode = eval_mode
         self._modules = {name: m for name, m in modules.items() if name in selected}
         self.layers: List[str] = list(self._modules)
         self.outputs: Dict[str, torch.Tensor] = {}
         self._handles = []
+        self._modes: Dict[nn.Module, bool] = {}
+        self._calls: Optional[Dict[str, int]] = None  # per forward pass of the model
+        self._warned_reuse = set()
 
     def __enter__(self) -> "FeatureMapRecorder":
         if self._handles:
             raise RuntimeError("FeatureMapRecorder is already active")
         self.outputs = {}
+        self._calls = None
         try:
+            self._handles.append(self._model.register_forward_pre_hook(self._start_pass))
+            self._handles.append(self._model.register_forward_hook(self._end_pass))
             for name, module in self._modules.items():
                 self._handles.append(module.register_forward_hook(self._hook(name)))
+            if self._eval_mode:
+                self._modes = {module: module.training for module in self._model.modules()}
+                self._model.eval()
         except BaseException:
             self.remove()
             raise
@@ -90,12 +135,34 @@ class FeatureMapRecorder:
         self.remove()
 
     def remove(self) -> None:
-        """Remove every hook this recorder added. Safe to call more than once."""
+        """Remove every hook this recorder added and, with ``eval_mode``, give each module
+        back its ``training`` flag. Safe to call more than once."""
         while self._handles:
             self._handles.pop().remove()
+        # Set the flags one by one: model.train(flag) would give every module the same one.
+        for module, training in self._modes.items():
+            module.training = training
+        self._modes = {}
+
+    def _start_pass(self, module, inputs) -> None:
+        self._calls = {}
+
+    def _end_pass(self, module, inputs, output) -> None:
+        self._calls = None
 
     def _hook(self, name: str):
         def hook(module, inputs, output):
+            if self._calls is not None:  # inside a forward pass of the whole model
+                self._calls[name] = self._calls.get(name, 0) + 1
+                if self._calls[name] == 2 and name not in self._warned_reuse:
+                    self._warned_reuse.add(name)
+                    warnings.warn(
+                        f"FeatureMapRecorder: {name!r} ran more than once in one forward pass "
+                        f"of {type(self._model).__name__}; only its last output is kept. Record "
+                        "the module before it or the enclosing block to see the other calls.",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
             if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
                 output = output[0]  # e.g. nn.MultiheadAttention returns (output, weights)
             if isinstance(output, torch.Tensor):
@@ -104,3 +171,68 @@ class FeatureMapRecorder:
                 self.outputs = {n: self.outputs[n] for n in self.layers if n in self.outputs}
 
         return hook
+
+
+def _select(modules: Dict[str, nn.Module], pattern: str) -> List[str]:
+    """The module names that `pattern` selects: itself if it is a name, else its glob matches."""
+    if pattern in modules:
+        return [pattern]
+    regex = _translate(pattern)
+    return [name for name in modules if regex.fullmatch(name)]
+
+
+@functools.lru_cache(maxsize=256)
+def _translate(pattern: str) -> "re.Pattern":
+    """A glob over dotted names as a regex: ``*`` and ``?`` stop at dots, ``**`` does not."""
+    parts, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            parts.append(".*")
+            i += 2
+            while i < n and pattern[i] == "*":
+                i += 1
+            continue
+        i += 1
+        if c == "*":
+            parts.append("[^.]*")
+        elif c == "?":
+            parts.append("[^.]")
+        elif c == "[":
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            j = pattern.find("]", j)
+            if j < 0:
+                parts.append(re.escape(c))
+                continue
+            body = re.sub(r"([\\\[&~|^])", r"\\\1", pattern[i:j])
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            parts.append(f"[{body}]")
+            i = j + 1
+        else:
+            parts.append(re.escape(c))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _old_meaning(pattern: str) -> str:
+    """The spelling, under the dotted rule, of what `pattern` meant when ``*`` crossed dots."""
+    return re.sub(r"\*+", "**", pattern)
+
+
+def _warn_if_meaning_changed(pattern: str, matched: List[str], modules: Dict[str, nn.Module]) -> None:
+    if pattern in modules or "*" not in pattern and "?" not in pattern:
+        return
+    before = fnmatch.filter(modules, pattern)
+    if set(before) == set(matched):
+        return
+    warnings.warn(
+        f"layers: {pattern!r} selects {len(matched)} modules, {len(before)} before '*' stopped "
+        f"at dots (tb_featmap 0.1.0): '*' now stays within one part of a dotted name. Write "
+        f"{_old_meaning(pattern)!r} to select every depth as before.",
+        FutureWarning,
+        stacklevel=3,
+    )

@@ -241,6 +241,11 @@ def test_alexnet_demo_logs_its_five_conv_layers(tmp_path):
         assert f"{metadata.make_tag(name)}: {shape}" in proc.stdout
     acc = _accumulator(tmp_path)
     assert set(acc.Tags()["tensors"]) == {metadata.make_tag(name) for name in expected}
-    header, stats, values = _decode(acc.Tensors(metadata.make_tag("features.0"))[0])
+    events = acc.Tensors(metadata.make_tag("features.0"))
+    assert [e.step for e in events] == list(range(0, 91, 10))  # the photo's angle in degrees
+    header, stats, values = _decode(events[0])
     assert header["stored"] == list(expected["features.0"])
     assert values.std() > 0 and np.isfinite(stats).all()
+    # Each angle is a different picture: the maps change from step to step.
+    _, _, turned = _decode(events[3])
+    assert not np.allclose(values, turned)
