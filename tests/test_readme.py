@@ -53,8 +53,22 @@ def _params(doc: str, language: str):
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    """A directory with `runs/alexnet` and `runs/demo` as the README's commands write them."""
+def bucket(tmp_path_factory):
+    """The README's `s3://my-bucket` on a real S3-protocol server (moto's, on loopback)."""
+    from s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("moto"))
+    try:
+        server.client().create_bucket(Bucket="my-bucket")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, bucket):
+    """A directory with `runs/alexnet` and `runs/demo` as the README's commands write them,
+    and the same runs in `s3://my-bucket/runs` for the README's object-storage examples."""
     work = tmp_path_factory.mktemp("readme")
     alexnet = subprocess.run(
         [sys.executable, str(REPO / "demo" / "alexnet.py"), "--no-serve"],
@@ -67,12 +81,18 @@ def work(tmp_path_factory):
     finally:
         sys.path.remove(str(REPO / "demo"))
     train.run_all(work / "runs" / "demo", steps=100, maps_every=50)
+    client = bucket.client()
+    for path in sorted((work / "runs").rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), "my-bucket", path.relative_to(work).as_posix())
     return work
 
 
 @pytest.fixture
-def in_work(work, monkeypatch):
+def in_work(work, bucket, monkeypatch):
     monkeypatch.chdir(work)
+    for name, value in bucket.env.items():  # boto3 reads them whenever it makes a client
+        monkeypatch.setenv(name, value)
     return work
 
 
@@ -187,6 +207,8 @@ def test_python_examples_run(in_work, doc):
 
         tags = {r.tag for r in read("runs", run="exp1", values=False)}
         assert tags == {"feature_maps/conv1", *(f"feature_maps/layer{i}.0.conv1" for i in range(1, 5))}
+        remote = read("s3://my-bucket/runs", run="exp1", values=False)
+        assert {r.tag for r in remote} == tags and len(namespace["records"]) == 10
 
 
 # --- shell --------------------------------------------------------------------------------
