@@ -87,7 +87,8 @@ def test_slider_to_painted_grid(alexnet_logdir, page, open_tab):
             # neighbours were prefetched before prefetching was switched off).
             fresh = frame.evaluate("fmApp.steps.map((s, i) => [s, i])"
                                    ".filter(([s]) => !fmApp.model.maps.has(JSON.stringify("
-                                   "[fmApp.runSelect.value, fmApp.layerSelect.value, s.step, s.wall_time])))"
+                                   "[document.querySelector('#fm-run').value, document.querySelector('#fm-layer').value,"
+                                   " s.step, s.wall_time])))"
                                    ".map(([, i]) => i)")
             cold = frame.evaluate(SCRUB_JS, {"indices": fresh, "waitFrame": True})["details"]
             others = list(range(STEPS))
