@@ -105,6 +105,7 @@ export class Controls {
    */
   setSamples(count) {
     const n = Math.max(1, Math.min(count, MAX_SAMPLE_OPTIONS));
+    if (n === this.sample.options.length) return;
     const options = Array.from({ length: n }, (_, i) => ({ value: String(i), text: String(i) }));
     setOptions(this.sample, options, this.sample.value);
     this.sampleField.hidden = n <= 1;
