@@ -149,12 +149,13 @@ function indexAt(v, lo, scale) {
 export function colorValues(values, lo, hi, lut, nonfinite, flat, out) {
   const usable = hi > lo && Number.isFinite(hi - lo);
   const scale = usable ? 255 / (hi - lo) : 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (!Number.isFinite(v)) out[i] = nonfinite;
-    else out[i] = lut[usable ? indexAt(v, lo, scale) : flat];
-  }
+  for (let i = 0; i < values.length; i++) out[i] = colorOf(values[i], lo, scale, usable, lut, nonfinite, flat);
   return out;
+}
+
+function colorOf(v, lo, scale, usable, lut, nonfinite, flat) {
+  if (!Number.isFinite(v)) return nonfinite;
+  return lut[usable ? indexAt(v, lo, scale) : flat];
 }
 
 /**
@@ -170,9 +171,13 @@ export function colorValues(values, lo, hi, lut, nonfinite, flat, out) {
  * @returns {Uint32Array} 256 packed colours
  */
 export function codeColors(mapLo, mapHi, lo, hi, lut, nonfinite, flat) {
-  const values = new Float32Array(256);
-  for (let q = 0; q < 256; q++) values[q] = dequantise(q, mapLo, mapHi);
-  return colorValues(values, lo, hi, lut, nonfinite, flat, new Uint32Array(256));
+  const usable = hi > lo && Number.isFinite(hi - lo);
+  const scale = usable ? 255 / (hi - lo) : 0;
+  const out = new Uint32Array(256);
+  for (let q = 0; q < 256; q++) {
+    out[q] = colorOf(dequantise(q, mapLo, mapHi), lo, scale, usable, lut, nonfinite, flat);
+  }
+  return out;
 }
 
 /** Colours of one map from uint8 codes and a table from codeColors. */

@@ -26,11 +26,20 @@ export function packRGBA(r, g, b) {
   return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
 }
 
-/** The table as 256 packed RGBA pixels for a little-endian Uint32Array view of ImageData. */
+const packed = new Map();
+
+/**
+ * The table as 256 packed RGBA pixels for a little-endian Uint32Array view of ImageData
+ * (shared: read it, never write to it).
+ */
 export function lutRGBA(name) {
-  const rgb = lut(name);
-  const out = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) out[i] = packRGBA(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
+  let out = packed.get(name);
+  if (!out) {
+    const rgb = lut(name);
+    out = new Uint32Array(256);
+    for (let i = 0; i < 256; i++) out[i] = packRGBA(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
+    packed.set(name, out);
+  }
   return out;
 }
 
