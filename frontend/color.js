@@ -75,7 +75,8 @@ export function channelRanges(mode, mins, maxs, { colormap, fixed = null }) {
   const lo = Float64Array.from(mins);
   const hi = Float64Array.from(maxs);
   if (mode !== 'channel') {
-    const known = mode === 'fixed' && fixed && Number.isFinite(fixed[0]) && Number.isFinite(fixed[1]);
+    const known = mode === 'fixed' && fixed
+      && Number.isFinite(fixed[0]) && Number.isFinite(fixed[1]);
     const [a, b] = known ? fixed : spanOf(mins, maxs);
     lo.fill(a);
     hi.fill(b);
@@ -149,7 +150,9 @@ function indexAt(v, lo, scale) {
 export function colorValues(values, lo, hi, lut, nonfinite, flat, out) {
   const usable = hi > lo && Number.isFinite(hi - lo);
   const scale = usable ? 255 / (hi - lo) : 0;
-  for (let i = 0; i < values.length; i++) out[i] = colorOf(values[i], lo, scale, usable, lut, nonfinite, flat);
+  for (let i = 0; i < values.length; i++) {
+    out[i] = colorOf(values[i], lo, scale, usable, lut, nonfinite, flat);
+  }
   return out;
 }
 
@@ -270,9 +273,10 @@ export class Coloring {
     const lo = this.ranges.lo[channel];
     const hi = this.ranges.hi[channel];
     const { maps, sample, rgba, flat } = this;
-    if (this.diffs) return colorValues(this.diffs[channel], lo, hi, rgba, NONFINITE_RGBA, flat, out);
+    const paint = (values) => colorValues(values, lo, hi, rgba, NONFINITE_RGBA, flat, out);
+    if (this.diffs) return paint(this.diffs[channel]);
     const codes = maps.codesOf(sample, channel);
-    if (!codes) return colorValues(maps.floats(sample, channel), lo, hi, rgba, NONFINITE_RGBA, flat, out);
+    if (!codes) return paint(maps.floats(sample, channel));
     const mapLo = maps.min(sample, channel);
     const mapHi = maps.max(sample, channel);
     return colorCodes(codes, codeColors(mapLo, mapHi, lo, hi, rgba, NONFINITE_RGBA, flat), out);

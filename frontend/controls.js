@@ -28,9 +28,12 @@ export class Controls {
     this.colormap = select('fm-colormap');
     this.norm = select('fm-norm');
     this.sort = select('fm-sort');
-    const colormaps = COLORMAPS.map((c) => ({ value: c, text: c === 'diverging' ? 'diverging (RdBu)' : c }));
+    const colormaps = COLORMAPS.map((c) => ({
+      value: c, text: c === 'diverging' ? 'diverging (RdBu)' : c,
+    }));
     setOptions(this.colormap, colormaps, 'viridis');
-    setOptions(this.norm, Object.entries(MODES).map(([value, text]) => ({ value, text })), 'channel');
+    const modes = Object.entries(MODES).map(([value, text]) => ({ value, text }));
+    setOptions(this.norm, modes, 'channel');
     setOptions(this.sort, SORTS.map((value) => ({ value, text: value })), 'index');
     setOptions(this.compareScale, [
       { value: 'shared', text: 'shared by both runs' },
@@ -141,7 +144,8 @@ export class Controls {
     const info = this.info();
     if (!info) return;
     const [, c, h, w] = info.stored;
-    const perCell = Math.sqrt((width * height) / c) * Math.min(1, Math.max(h, w) / Math.min(h, w)) - 2;
+    const aspect = Math.min(1, Math.max(h, w) / Math.min(h, w));
+    const perCell = Math.sqrt((width * height) / c) * aspect - 2;
     this.size.value = String(Math.max(16, Math.min(160, Math.floor(perCell / 4) * 4)));
   }
 }

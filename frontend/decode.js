@@ -33,7 +33,8 @@ export function splitPayload(buffer) {
     throw new PayloadError(`header is not JSON: ${e.message}`);
   }
   const stored = header.stored;
-  if (!Array.isArray(stored) || stored.length !== 4 || !stored.every((d) => Number.isInteger(d) && d >= 1)) {
+  const valid = (d) => Number.isInteger(d) && d >= 1;
+  if (!Array.isArray(stored) || stored.length !== 4 || !stored.every(valid)) {
     throw new PayloadError('header has no valid stored shape');
   }
   if (header.encoding !== 'uint8' && header.encoding !== 'float16') {

@@ -23,7 +23,8 @@ function tileCanvas(coloring, channel, size) {
 export class Detail {
   /**
    * @param {object} on callbacks
-   * @param {(index: number) => Promise<Coloring>} on.coloring how the grid colours kept step `index`
+   * @param {(index: number) => Promise<Coloring>} on.coloring how the grid colours kept
+   *   step `index`
    * @param {(index: number) => void} on.goTo show kept step `index`
    * @param {() => void} on.close the view was closed
    */
@@ -53,7 +54,9 @@ export class Detail {
     this.channel = channel;
     const { maps, sample } = coloring;
     if (channel >= maps.c) return;
-    const close = el('button', { type: 'button', class: 'fm-button', id: 'fm-detail-close', text: 'Close' });
+    const close = el('button', {
+      type: 'button', class: 'fm-button', id: 'fm-detail-close', text: 'Close',
+    });
     close.addEventListener('click', () => {
       this.close();
       this.on.close();

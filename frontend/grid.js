@@ -17,7 +17,8 @@ function panel(id, titleId) {
   const canvas = el('canvas', { id, class: 'fm-grid', width: 1, height: 1 });
   const note = el('div', { class: 'fm-muted fm-scale-note', id: `${id}-scale` });
   const bar = el('div', { class: 'fm-colorbar-slot' });
-  return { title, canvas, note, bar, node: el('div', { class: 'fm-panel' }, title, canvas, note, bar) };
+  const node = el('div', { class: 'fm-panel' }, title, canvas, note, bar);
+  return { title, canvas, note, bar, node };
 }
 
 /** A colour bar for a Coloring. */
@@ -29,19 +30,22 @@ function barOf(coloring, scope, id) {
 /** Paints `coloring`'s maps in `order` into a canvas; returns the layout. */
 function paintCanvas(canvas, coloring, order, size, maxWidth) {
   const { maps } = coloring;
-  const layout = gridLayout({ count: maps.c, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth });
+  const layout = gridLayout({
+    count: maps.c, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth,
+  });
   if (canvas.width !== layout.width || canvas.height !== layout.height) {
     canvas.width = layout.width;
     canvas.height = layout.height;
   }
   const ctx = canvas.getContext('2d');
-  // One ImageData per canvas size, reused while scrubbing (no 4-byte-per-pixel allocation per step).
+  // One ImageData per canvas size, reused while scrubbing (no allocation per step).
   let image = canvas.fmImage;
   if (!image || image.width !== layout.width || image.height !== layout.height) {
     image = ctx.createImageData(layout.width, layout.height);
     canvas.fmImage = image;
   }
-  paintGrid(new Uint32Array(image.data.buffer), layout, (slot, out) => coloring.tile(order[slot], out), GAP_RGBA);
+  const pixels = new Uint32Array(image.data.buffer);
+  paintGrid(pixels, layout, (slot, out) => coloring.tile(order[slot], out), GAP_RGBA);
   ctx.putImageData(image, 0, 0);
   return layout;
 }
@@ -58,7 +62,8 @@ export class Grid {
     this.barSlot = el('div', { class: 'fm-colorbar-slot' });
     this.summary = el('div', { id: 'fm-summary', class: 'fm-summary' });
     this.hover = el('div', { id: 'fm-hover', class: 'fm-hover', text: HOVER_HINT });
-    this.info = el('div', {}, el('div', { class: 'fm-infobar' }, this.barSlot, this.summary), this.hover);
+    const bar = el('div', { class: 'fm-infobar' }, this.barSlot, this.summary);
+    this.info = el('div', {}, bar, this.hover);
     this.panels = el('div', { class: 'fm-panels' }, this.main.node, this.other.node);
     this.current = null; // what the main grid shows: {coloring, layout, order}
     const canvas = this.main.canvas;
@@ -101,7 +106,9 @@ export class Grid {
         other.note.textContent = compare.shared
           ? 'Scale: shared with the run beside it (the colour bar above).'
           : 'Scale: its own (the colour bar below).';
-        if (!compare.shared) other.bar.replaceChildren(barOf(compare.coloring, 'this run', 'fm-colorbar-compare'));
+        if (!compare.shared) {
+          other.bar.replaceChildren(barOf(compare.coloring, 'this run', 'fm-colorbar-compare'));
+        }
       } else {
         other.canvas.width = 1;
         other.note.textContent = '';
@@ -110,8 +117,11 @@ export class Grid {
     this.barSlot.replaceChildren(barOf(coloring, scope));
     let deadNow = 0;
     for (let c = 0; c < maps.c; c++) if (maps.stat(sample, c, 'zero_fraction') === 1) deadNow++;
-    const parts = [`${maps.c} channels of ${maps.h}×${maps.w}`, `${deadNow} zero at this step ◥`];
-    if (deadAll) parts.push(`${deadAll.filter((d) => d === true).length} dead at every kept step ▢`);
+    const parts = [`${maps.c} channels of ${maps.h}×${maps.w}`];
+    parts.push(`${deadNow} zero at this step ◥`);
+    if (deadAll) {
+      parts.push(`${deadAll.filter((d) => d === true).length} dead at every kept step ▢`);
+    }
     this.summary.textContent = parts.join(' · ');
   }
 
@@ -166,9 +176,11 @@ export class Grid {
     const diff = Boolean(coloring.diffs);
     const value = coloring.valueAt(hit.channel, hit.y, hit.x);
     const text = Number.isNaN(value) ? 'non-finite' : String(Number(value.toPrecision(7)));
-    this.hover.textContent = `channel ${hit.channel} · x ${hit.x}, y ${hit.y} · ${diff ? 'Δ ' : ''}${text}`;
+    const where = `channel ${hit.channel} · x ${hit.x}, y ${hit.y}`;
+    this.hover.textContent = `${where} · ${diff ? 'Δ ' : ''}${text}`;
     Object.assign(this.hover.dataset, {
-      channel: String(hit.channel), x: String(hit.x), y: String(hit.y), value: String(value), diff: diff ? '1' : '0',
+      channel: String(hit.channel), x: String(hit.x), y: String(hit.y),
+      value: String(value), diff: diff ? '1' : '0',
     });
   }
 }

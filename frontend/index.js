@@ -27,10 +27,14 @@ export function render() {
   const state = { fixed: null, compareFixed: null, dead: null, compareSteps: [] };
   const paints = new Latest();
   const notices = new Notices();
-  const controls = new Controls({ selection: onSelection, compare: onCompare, settings: () => paint() });
+  const controls = new Controls({
+    selection: onSelection, compare: onCompare, settings: () => paint(),
+  });
   const player = new Player({ step: (t0) => paint(t0) });
   const grid = new Grid({ pick: (channel) => { detail.channel = channel; paint(); } });
-  const detail = new Detail({ coloring: coloringOf, goTo: (i) => player.goTo(i), close: () => paint() });
+  const detail = new Detail({
+    coloring: coloringOf, goTo: (i) => player.goTo(i), close: () => paint(),
+  });
   const poller = new Poller(model, {
     selection: () => controls.selection(),
     tags: onTags,
@@ -40,7 +44,8 @@ export function render() {
     loaded(key, error) {
       if (!error) return notices.ok(key);
       loading.hidden = true; // what loaded before stays on screen, under the notice
-      return notices.error(key, `Could not load the ${key === 'tags' ? 'layer list' : key}: ${error.message}`);
+      const what = key === 'tags' ? 'layer list' : key;
+      return notices.error(key, `Could not load the ${what}: ${error.message}`);
     },
   });
   const loading = el('div', { class: 'fm-muted fm-loading', text: 'Loading…' });
@@ -81,7 +86,8 @@ export function render() {
     if (!player.setSteps(steps, selectionChanged)) return false;
     Object.assign(state, { fixed: null, compareFixed: null, dead: null });
     if (selectionChanged) {
-      controls.fitCellSize(Math.max(200, root.clientWidth - 24), Math.max(300, window.innerHeight - 260));
+      const height = Math.max(300, window.innerHeight - 260);
+      controls.fitCellSize(Math.max(200, root.clientWidth - 24), height);
     }
     paint();
     return true;
@@ -94,7 +100,8 @@ export function render() {
     const load = (entry) => model.load(run, tag, entry.step, entry.wall_time);
     const maps = await load(player.steps[i]);
     const prev = diff && i > 0 ? await load(player.steps[i - 1]) : null;
-    return new Coloring(maps, Math.min(sample, maps.n - 1), { mode, colormap, diff, prev, fixed: state.fixed });
+    const s = Math.min(sample, maps.n - 1);
+    return new Coloring(maps, s, { mode, colormap, diff, prev, fixed: state.fixed });
   }
 
   async function paint(t0 = performance.now()) {
@@ -127,24 +134,31 @@ export function render() {
       { mode, colormap, diff, prev, fixed: state.fixed });
     let view = null;
     if (compare) {
-      let theirs = otherMaps && otherMaps.c === maps.c ? new Coloring(otherMaps,
-        Math.min(sample, otherMaps.n - 1), { mode, colormap: coloring.colormap, fixed: state.compareFixed })
-        : null;
+      let theirs = null;
+      if (otherMaps && otherMaps.c === maps.c) {
+        const s = Math.min(sample, otherMaps.n - 1);
+        const o = { mode, colormap: coloring.colormap, fixed: state.compareFixed };
+        theirs = new Coloring(otherMaps, s, o);
+      }
       const shared = Boolean(theirs) && sharedScale && !coloring.diffs;
       if (shared) {
         const ranges = unionRanges(coloring.ranges, theirs.ranges);
         [coloring, theirs] = [coloring.withRanges(ranges), theirs.withRanges(ranges)];
       }
       const name = visibleName(compare);
-      const title = theirs ? `${name} · step ${other.step}` : `${name}: no matching step of this layer`;
+      const title = theirs ? `${name} · step ${other.step}`
+        : `${name}: no matching step of this layer`;
       view = { coloring: theirs, shared, title };
     }
     let title = `${visibleName(run)} · step ${entry.step}`;
-    if (diff) title += prev ? ` − step ${before.step}` : ' (no previous step: nothing to subtract)';
+    if (diff) title += prev ? ` − step ${before.step}`
+      : ' (no previous step: nothing to subtract)';
     const width = Math.max(200, root.clientWidth - 24 - (detail.channel !== null ? 312 : 0));
-    grid.draw({ coloring, title, compare: view, settings, width, deadAll: state.dead, selected: detail.channel });
+    const selected = detail.channel;
+    grid.draw({ coloring, title, compare: view, settings, width, deadAll: state.dead, selected });
     if (detail.channel !== null) {
-      detail.show(detail.channel, coloring, player.steps.length, index, (i) => player.steps[i].step);
+      const stepOf = (i) => player.steps[i].step;
+      detail.show(detail.channel, coloring, player.steps.length, index, stepOf);
     }
     const timing = cached ? {} : maps.timing;
     painted({ ms: performance.now() - t0, cached, run, tag, step: entry.step, index, ...timing });
@@ -156,7 +170,6 @@ export function render() {
     goTo: (i) => player.goTo(i),
     get steps() { return player.steps; },
     get fixed() { return state.fixed; },
-    get polls() { return poller.count; },
     get current() { return grid.current && { maps: grid.current.coloring.maps, ...grid.current }; },
     set prefetch(on) { model.prefetch = on; },
   });

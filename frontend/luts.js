@@ -10,7 +10,9 @@ const tables = new Map();
  * @returns {Uint8Array} 768 bytes, RGB per entry
  */
 export function lut(name) {
-  if (!Object.prototype.hasOwnProperty.call(HEX, name)) throw new Error(`unknown colormap: ${name}`);
+  if (!Object.prototype.hasOwnProperty.call(HEX, name)) {
+    throw new Error(`unknown colormap: ${name}`);
+  }
   let table = tables.get(name);
   if (!table) {
     const hex = HEX[name];

@@ -27,9 +27,12 @@ export class Player {
       id: 'fm-play', type: 'button', class: 'fm-button', text: '▶', title: 'Play / pause',
     });
     this.slider = el('input', { id: 'fm-step', type: 'range', min: 0, max: 0, step: 1, value: 0 });
-    this.input = el('input', { id: 'fm-step-input', type: 'number', min: 0, step: 1, class: 'fm-step-input' });
+    this.input = el('input', {
+      id: 'fm-step-input', type: 'number', min: 0, step: 1, class: 'fm-step-input',
+    });
     this.info = el('span', { id: 'fm-step-info', class: 'fm-muted' });
-    this.node = el('div', { class: 'fm-stepbar' }, this.button, this.slider, field('Step', this.input), this.info);
+    this.node = el('div', { class: 'fm-stepbar' },
+      this.button, this.slider, field('Step', this.input), this.info);
     this.slider.addEventListener('input', () => this.goTo(Number(this.slider.value)));
     this.input.addEventListener('change', () => {
       if (this.steps.length) this.goTo(nearestIndex(this.steps, Number(this.input.value)));
@@ -50,7 +53,9 @@ export class Player {
   /** Another layer was chosen: its steps load next; stay near the step shown unless at the end. */
   leave() {
     const index = this.index();
-    if (this.steps.length) this.pending = index === this.steps.length - 1 ? null : this.steps[index].step;
+    if (this.steps.length) {
+      this.pending = index === this.steps.length - 1 ? null : this.steps[index].step;
+    }
     this.steps = [];
   }
 
@@ -61,11 +66,13 @@ export class Player {
    */
   setSteps(steps, changed) {
     const selectionChanged = changed || this.steps.length === 0;
-    const atEnd = this.steps.length === 0 ? this.pending == null : this.index() === this.steps.length - 1;
+    const atEnd = this.steps.length === 0 ? this.pending == null
+      : this.index() === this.steps.length - 1;
     const current = this.steps.length ? this.entry().step : this.pending;
     this.pending = null;
     const same = !selectionChanged && steps.length === this.steps.length
-      && steps.every((s, i) => s.step === this.steps[i].step && s.wall_time === this.steps[i].wall_time);
+      && steps.every((s, i) => s.step === this.steps[i].step
+        && s.wall_time === this.steps[i].wall_time);
     if (same) return false;
     this.steps = steps;
     this.slider.max = String(Math.max(0, steps.length - 1));
@@ -95,9 +102,9 @@ export class Player {
 
   onKey(e) {
     const target = e.target;
-    if (target && (target.tagName === 'SELECT' || (target.tagName === 'INPUT' && target.type !== 'checkbox'))) {
-      return;
-    }
+    const typing = target && (target.tagName === 'SELECT'
+      || (target.tagName === 'INPUT' && target.type !== 'checkbox'));
+    if (typing) return;
     if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
       e.preventDefault();
       this.goTo(this.index() + (e.key === 'ArrowRight' ? 1 : -1));

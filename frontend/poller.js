@@ -27,7 +27,6 @@ export class Poller {
     this.stepLists = new Latest();
     this.compareLists = new Latest();
     this.statsReplies = new Latest();
-    this.count = 0; // polls answered so far
   }
 
   start() {
@@ -48,8 +47,6 @@ export class Poller {
       await this.steps(this.on.tags(tags));
     } catch (e) {
       if (current()) this.on.loaded('tags', e);
-    } finally {
-      if (current()) this.count++;
     }
   }
 
@@ -78,7 +75,8 @@ export class Poller {
     const version = newest.wall_time;
     try {
       const stats = await this.model.stats(run, tag, sample, version);
-      const other = compare ? await this.model.stats(compare, tag, sample, version).catch(() => null) : null;
+      const theirs = compare && this.model.stats(compare, tag, sample, version).catch(() => null);
+      const other = compare ? await theirs : null;
       if (!current()) return;
       this.on.stats({
         fixed: spanOf(stats.min, stats.max),

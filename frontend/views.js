@@ -58,8 +58,8 @@ export function emptyState() {
 }
 
 // Bidi controls, zero-width and other invisible or control characters.
-const INVISIBLE =
-  /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\ufff9-\ufffb]/g;
+const INVISIBLE = new RegExp('[\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u115f\\u1160\\u180e'
+  + '\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u206f\\u3164\\ufeff\\ufff9-\\ufffb]', 'g');
 
 /**
  * A run or layer name as what it is: each invisible or direction-changing character is
@@ -166,6 +166,8 @@ export function layerNotes(info) {
       return `${count} ${noun} (${DROPPED_WHY[what] || 'by the writer'})`;
     });
   if (parts.length) lines.push(`Not stored: ${parts.join(', ')}.`);
-  if (info.downsample > 1) lines.push(`Maps were downsampled ${info.downsample}× to fit the writer's max_size.`);
+  if (info.downsample > 1) {
+    lines.push(`Maps were downsampled ${info.downsample}× to fit the writer's max_size.`);
+  }
   return lines;
 }
