@@ -25,24 +25,15 @@ export function flatIndex(colormap) {
 }
 
 /**
- * Parses a number from TensorBoard's JSON, where NaN arrives as the string "NaN".
- * @param {number|string} v
- */
-export function jsonNumber(v) {
-  return typeof v === 'number' ? v : Number(v);
-}
-
-/**
  * [min, max] over the finite entries of two lists, or [NaN, NaN] when there are none.
- * @param {ArrayLike<number|string>} mins
- * @param {ArrayLike<number|string>} maxs
+ * Entries may be strings: TensorBoard's JSON writes NaN as "NaN".
  */
 export function spanOf(mins, maxs) {
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < mins.length; i++) {
-    const a = jsonNumber(mins[i]);
-    const b = jsonNumber(maxs[i]);
+    const a = Number(mins[i]);
+    const b = Number(maxs[i]);
     if (Number.isFinite(a) && a < lo) lo = a;
     if (Number.isFinite(b) && b > hi) hi = b;
   }
@@ -122,6 +113,12 @@ export function unionRanges(a, b) {
   };
 }
 
+/** Two colourings on one scale: per map, the union of their ranges (see unionRanges). */
+export function onSharedScale(a, b) {
+  const ranges = unionRanges(a.ranges, b.ranges);
+  return [a.withRanges(ranges), b.withRanges(ranges)];
+}
+
 /** This step minus the previous, one map. */
 export function difference(a, b) {
   const d = new Float32Array(a.length);
@@ -138,14 +135,8 @@ function indexAt(v, lo, scale) {
 }
 
 /**
- * Colours of one map from float values; non-finite values get `nonfinite`.
- * @param {ArrayLike<number>} values
- * @param {number} lo
- * @param {number} hi
- * @param {Uint32Array} lut 256 packed colours
- * @param {number} nonfinite packed colour
- * @param {number} flat see colorIndex
- * @param {Uint32Array} out
+ * Fills `out` with the colours of float values on [lo, hi]: `lut` (256 packed colours),
+ * `nonfinite` for NaN and infinities, lut[flat] for all when the range is empty.
  */
 export function colorValues(values, lo, hi, lut, nonfinite, flat, out) {
   const usable = hi > lo && Number.isFinite(hi - lo);
@@ -162,16 +153,8 @@ function colorOf(v, lo, scale, usable, lut, nonfinite, flat) {
 }
 
 /**
- * For a uint8 map: the packed colour of each of the 256 codes, so painting is one lookup
- * per pixel. Code 255 (non-finite) gets `nonfinite`.
- * @param {number} mapLo the map's own min (what its codes are relative to)
- * @param {number} mapHi the map's own max
- * @param {number} lo the range to colour with
- * @param {number} hi
- * @param {Uint32Array} lut 256 packed RGBA colours
- * @param {number} nonfinite packed RGBA
- * @param {number} flat see colorIndex
- * @returns {Uint32Array} 256 packed colours
+ * For a uint8 map with its own min/max mapLo/mapHi: the colour of each of the 256 codes on
+ * [lo, hi] (as colorValues), so painting is one lookup per pixel. Code 255 is non-finite.
  */
 export function codeColors(mapLo, mapHi, lo, hi, lut, nonfinite, flat) {
   const usable = hi > lo && Number.isFinite(hi - lo);

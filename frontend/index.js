@@ -2,7 +2,7 @@
 // Wiring only: each part of the screen is a module of its own that gets callbacks; model.js
 // fetches and caches, color.js decides every colour.
 
-import { Coloring, unionRanges } from './color.js';
+import { Coloring, onSharedScale } from './color.js';
 import { Controls } from './controls.js';
 import { Detail } from './detail.js';
 import { Grid } from './grid.js';
@@ -116,12 +116,10 @@ export function render() {
     const other = compare && state.compareSteps.length
       ? state.compareSteps[nearestIndex(state.compareSteps, entry.step)] : null;
     const wanted = [[run, entry], [run, before], [compare, other]];
-    const hits = wanted.map(([r, e]) => e && model.peek(r, tag, e.step, e.wall_time));
-    const cached = wanted.every(([, e], i) => !e || hits[i]);
+    const { cached, maps: ready } = model.mapsOf(tag, wanted);
     let loaded;
     try {
-      loaded = cached ? hits : await Promise.all(wanted.map(([r, e], i) => e
-        && (hits[i] || model.load(r, tag, e.step, e.wall_time))));
+      loaded = cached ? ready : await ready;
     } catch (e) {
       if (current()) notices.error('step', `Could not load step ${entry.step}: ${e.message}`);
       return;
@@ -141,10 +139,7 @@ export function render() {
         theirs = new Coloring(otherMaps, s, o);
       }
       const shared = Boolean(theirs) && sharedScale && !coloring.diffs;
-      if (shared) {
-        const ranges = unionRanges(coloring.ranges, theirs.ranges);
-        [coloring, theirs] = [coloring.withRanges(ranges), theirs.withRanges(ranges)];
-      }
+      if (shared) [coloring, theirs] = onSharedScale(coloring, theirs);
       const name = visibleName(compare);
       const title = theirs ? `${name} · step ${other.step}`
         : `${name}: no matching step of this layer`;

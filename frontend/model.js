@@ -121,6 +121,19 @@ export class Model {
   }
 
   /**
+   * The decoded maps of several steps of one layer, given as [run, entry] pairs (entry
+   * {step, wall_time}, or null for none): an array at once when all are in memory, so
+   * scrubbing cached steps is instant, else a promise of it.
+   * @returns {{cached: boolean, maps: Array|Promise<Array>}}
+   */
+  mapsOf(tag, wanted) {
+    const hits = wanted.map(([run, e]) => e && this.peek(run, tag, e.step, e.wall_time));
+    if (wanted.every(([, e], i) => !e || hits[i])) return { cached: true, maps: hits };
+    const load = ([run, e], i) => e && (hits[i] || this.load(run, tag, e.step, e.wall_time));
+    return { cached: false, maps: Promise.all(wanted.map(load)) };
+  }
+
+  /**
    * Which steps are fetched besides the one shown: first the neighbours of `index`, then,
    * in the background, one request at a time and nearest first, every kept step of the
    * layer when they fit in half the memory cache. Then scrubbing anywhere is instant.
