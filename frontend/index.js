@@ -104,7 +104,16 @@ export function render() {
     return new Coloring(maps, s, { mode, colormap, diff, prev, fixed: state.fixed });
   }
 
+  /** Paints the step shown; whatever fails is said in the notice, the tab stays up. */
   async function paint(t0 = performance.now()) {
+    try {
+      await paintStep(t0);
+    } catch (e) {
+      notices.error('step', `Could not show this step: ${e.message}`);
+    }
+  }
+
+  async function paintStep(t0) {
     const current = paints.take();
     const { run, tag, sample, compare } = controls.selection();
     const entry = player.entry();
