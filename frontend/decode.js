@@ -26,9 +26,15 @@ export function splitPayload(buffer) {
   if (headerLength % 4 !== 0 || 8 + headerLength > bytes.length) {
     throw new PayloadError(`bad header length ${headerLength}`);
   }
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  let header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  } catch (e) {
+    throw new PayloadError(`header is not JSON: ${e.message}`);
+  }
   const stored = header.stored;
-  if (!Array.isArray(stored) || stored.length !== 4 || !stored.every((d) => Number.isInteger(d) && d >= 1)) {
+  const valid = (d) => Number.isInteger(d) && d >= 1;
+  if (!Array.isArray(stored) || stored.length !== 4 || !stored.every(valid)) {
     throw new PayloadError('header has no valid stored shape');
   }
   if (header.encoding !== 'uint8' && header.encoding !== 'float16') {
@@ -44,14 +50,33 @@ export function splitPayload(buffer) {
   return { header, stats, compressed: bytes.subarray(statsStart + statsLength * 4) };
 }
 
+/** Bytes of decoded maps the tab accepts for one step; larger steps are refused unread. */
+export const MAX_DECODED_BYTES = 256 << 20;
+
 /**
- * zlib-inflates (RFC 1950) bytes with the platform's DecompressionStream.
+ * zlib-inflates (RFC 1950) bytes with the platform's DecompressionStream, into exactly
+ * `expected` bytes: inflating stops as soon as the data would give more.
  * @param {Uint8Array} bytes
+ * @param {number} expected the inflated length the header gives
  * @returns {Promise<Uint8Array>}
  */
-export async function inflate(bytes) {
+export async function inflate(bytes, expected) {
+  const out = new Uint8Array(expected);
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const reader = stream.getReader();
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (length + value.length > expected) {
+      reader.cancel().catch(() => {});
+      throw new PayloadError(`data inflates to more than the ${expected} bytes the header gives`);
+    }
+    out.set(value, length);
+    length += value.length;
+  }
+  if (length !== expected) throw new PayloadError(`data has ${length} bytes, expected ${expected}`);
+  return out;
 }
 
 /**
@@ -104,42 +129,90 @@ export function halfsToFloats(bytes) {
 }
 
 /**
- * Decodes a whole /maps payload.
+ * Decodes a whole /maps payload. The sizes are checked before anything is allocated.
  * @param {ArrayBuffer} buffer
- * @returns {Promise<DecodedMaps>} header, stats, and codes (uint8) or values (float16)
+ * @param {number} [maxBytes] the most bytes of decoded maps to accept
+ * @returns {Promise<DecodedMaps>}
  */
-export async function decodePayload(buffer) {
+export async function decodePayload(buffer, maxBytes = MAX_DECODED_BYTES) {
   const { header, stats, compressed } = splitPayload(buffer);
   const [n, c, h, w] = header.stored;
-  const count = n * c * h * w;
+  const width = header.encoding === 'uint8' ? 1 : 2;
+  const expected = n * c * h * w * width;
+  const decoded = width === 1 ? expected : expected * 2; // float16 -> Float32Array
+  if (!(decoded <= maxBytes)) {
+    throw new PayloadError(`step of ${n}×${c}×${h}×${w} maps is larger than the tab's `
+      + `${maxBytes >> 20} MiB limit`);
+  }
   let raw;
   try {
-    raw = await inflate(compressed);
+    raw = await inflate(compressed, expected);
   } catch (e) {
-    throw new PayloadError(`data does not decompress: ${e}`);
+    throw e instanceof PayloadError ? e : new PayloadError(`data does not decompress: ${e}`);
   }
-  const maps = { header, stats, n, c, h, w, codes: null, values: null, bytes: 0 };
-  if (header.encoding === 'uint8') {
-    if (raw.length !== count) throw new PayloadError(`data has ${raw.length} bytes, expected ${count}`);
-    maps.codes = undelta(raw, w);
-    maps.bytes = raw.length + stats.byteLength;
-  } else {
-    if (raw.length !== count * 2) throw new PayloadError(`data has ${raw.length} bytes, expected ${count * 2}`);
-    maps.values = halfsToFloats(raw);
-    maps.bytes = maps.values.byteLength + stats.byteLength;
-  }
-  return maps;
+  const data = width === 1 ? undelta(raw, w) : halfsToFloats(raw);
+  return new DecodedMaps(header, stats, data);
 }
 
 /**
- * One statistic of one map.
- * @param {DecodedMaps} maps
- * @param {number} sample
- * @param {number} channel
- * @param {string} field one of STAT_FIELDS
+ * One decoded step: [N, C, H, W] maps, uint8 codes or float values, and their statistics
+ * [N, C, 6]. The one place that knows where a (sample, channel) lies in the arrays.
  */
-export function statOf(maps, sample, channel, field) {
-  return maps.stats[(sample * maps.c + channel) * NSTATS + STAT_FIELDS.indexOf(field)];
+export class DecodedMaps {
+  constructor(header, stats, data) {
+    [this.n, this.c, this.h, this.w] = header.stored;
+    this.header = header;
+    this.stats = stats;
+    this.codes = data instanceof Uint8Array ? data : null;
+    this.values = data instanceof Uint8Array ? null : data;
+    this.bytes = data.byteLength + stats.byteLength;
+  }
+
+  /** The index of a map among the N * C. */
+  map(sample, channel) {
+    return sample * this.c + channel;
+  }
+
+  /** One statistic (a STAT_FIELDS name) of one map. */
+  stat(sample, channel, field) {
+    return this.stats[this.map(sample, channel) * NSTATS + STAT_FIELDS.indexOf(field)];
+  }
+
+  min(sample, channel) {
+    return this.stats[this.map(sample, channel) * NSTATS];
+  }
+
+  max(sample, channel) {
+    return this.stats[this.map(sample, channel) * NSTATS + 1];
+  }
+
+  /** One map's uint8 codes (a view), or null for float16 data. */
+  codesOf(sample, channel) {
+    const size = this.h * this.w;
+    const offset = this.map(sample, channel) * size;
+    return this.codes && this.codes.subarray(offset, offset + size);
+  }
+
+  /** The stored value at (sample, channel, y, x), as the /npy route gives it (NaN: non-finite). */
+  valueAt(sample, channel, y, x) {
+    const index = this.map(sample, channel) * this.h * this.w + y * this.w + x;
+    if (this.values) return this.values[index];
+    return dequantise(this.codes[index], this.min(sample, channel), this.max(sample, channel));
+  }
+
+  /** One map's values as floats (NaN for non-finite): h * w values. */
+  floats(sample, channel) {
+    const size = this.h * this.w;
+    const offset = this.map(sample, channel) * size;
+    if (this.values) return this.values.subarray(offset, offset + size);
+    const lo = this.min(sample, channel);
+    const hi = this.max(sample, channel);
+    const table = new Float32Array(256);
+    for (let q = 0; q < 256; q++) table[q] = dequantise(q, lo, hi);
+    const out = new Float32Array(size);
+    for (let i = 0; i < size; i++) out[i] = table[this.codes[offset + i]];
+    return out;
+  }
 }
 
 /**
@@ -150,32 +223,4 @@ export function dequantise(q, lo, hi) {
   if (q === NONFINITE_CODE) return NaN;
   const step = Math.fround(Math.fround(hi - lo) / LEVELS);
   return Math.fround(lo + Math.fround(q * step));
-}
-
-/**
- * The stored value at (sample, channel, y, x), as the /npy route gives it (NaN: non-finite).
- * @param {DecodedMaps} maps
- */
-export function valueAt(maps, sample, channel, y, x) {
-  const index = ((sample * maps.c + channel) * maps.h + y) * maps.w + x;
-  if (maps.values) return maps.values[index];
-  const base = (sample * maps.c + channel) * NSTATS;
-  return dequantise(maps.codes[index], maps.stats[base], maps.stats[base + 1]);
-}
-
-/**
- * One map's values as floats (NaN for non-finite).
- * @param {DecodedMaps} maps
- * @returns {Float32Array} h * w values
- */
-export function mapValues(maps, sample, channel) {
-  const size = maps.h * maps.w;
-  const offset = (sample * maps.c + channel) * size;
-  if (maps.values) return maps.values.subarray(offset, offset + size);
-  const base = (sample * maps.c + channel) * NSTATS;
-  const table = new Float32Array(256);
-  for (let q = 0; q < 256; q++) table[q] = dequantise(q, maps.stats[base], maps.stats[base + 1]);
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) out[i] = table[maps.codes[offset + i]];
-  return out;
 }

@@ -14,7 +14,9 @@
  */
 export function gridLayout({ count, mapW, mapH, cellSize, maxWidth, gap = 2 }) {
   for (const [name, v] of Object.entries({ count, mapW, mapH, cellSize, maxWidth })) {
-    if (!Number.isFinite(v) || v < (name === 'count' ? 0 : 1)) throw new RangeError(`${name} must be positive, got ${v}`);
+    if (!Number.isFinite(v) || v < (name === 'count' ? 0 : 1)) {
+      throw new RangeError(`${name} must be positive, got ${v}`);
+    }
   }
   const longer = Math.max(mapW, mapH);
   // A 1 x L map (a 1-D layer) stays at least 4 pixels high.

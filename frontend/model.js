@@ -22,6 +22,27 @@ async function fetchOK(url, init) {
   return response;
 }
 
+/**
+ * The guard against stale responses: take() a ticket when a request starts; the reply is
+ * used only while its ticket is current, i.e. no newer request of the same kind started.
+ */
+export class Latest {
+  constructor() {
+    this.count = 0;
+  }
+
+  /** @returns {() => boolean} true while no newer ticket was taken */
+  take() {
+    const mine = ++this.count;
+    return () => mine === this.count;
+  }
+
+  /** Makes every ticket taken so far stale. */
+  drop() {
+    this.count++;
+  }
+}
+
 /** Cached access to tags, steps, statistics and decoded maps. */
 export class Model {
   /**
@@ -31,6 +52,8 @@ export class Model {
     this.maps = new ByteLRU(budget);
     this.inflight = new Map();
     this.statsCache = new Map();
+    this.prefetch = true; // off: only what is shown is fetched (measurements switch it off)
+    this.prefetching = null; // the layer whose steps are being prefetched
   }
 
   /** {run: {tag: info}} from /tags (no-store: new runs appear while training runs). */
@@ -95,5 +118,53 @@ export class Model {
       this.inflight.set(key, request);
     }
     return request;
+  }
+
+  /**
+   * The decoded maps of several steps of one layer, given as [run, entry] pairs (entry
+   * {step, wall_time}, or null for none): an array at once when all are in memory, so
+   * scrubbing cached steps is instant, else a promise of it.
+   * @returns {{cached: boolean, maps: Array|Promise<Array>}}
+   */
+  mapsOf(tag, wanted) {
+    const hits = wanted.map(([run, e]) => e && this.peek(run, tag, e.step, e.wall_time));
+    if (wanted.every(([, e], i) => !e || hits[i])) return { cached: true, maps: hits };
+    const load = ([run, e], i) => e && (hits[i] || this.load(run, tag, e.step, e.wall_time));
+    return { cached: false, maps: Promise.all(wanted.map(load)) };
+  }
+
+  /**
+   * Which steps are fetched besides the one shown: first the neighbours of `index`, then,
+   * in the background, one request at a time and nearest first, every kept step of the
+   * layer when they fit in half the memory cache. Then scrubbing anywhere is instant.
+   * @param {string} run
+   * @param {string} tag
+   * @param {{step:number, wall_time:number}[]} steps the layer's kept steps
+   * @param {number} index the step shown
+   * @param {number} bytes the size of one decoded step
+   */
+  prefetchAround(run, tag, steps, index, bytes) {
+    if (!this.prefetch) return;
+    for (const i of [index + 1, index + 2, index - 1, index + 3, index + 4, index - 2]) {
+      const entry = steps[i];
+      if (entry && !this.peek(run, tag, entry.step, entry.wall_time)) {
+        this.load(run, tag, entry.step, entry.wall_time).catch(() => {});
+      }
+    }
+    this.prefetchLayer(run, tag, steps, index, bytes);
+  }
+
+  async prefetchLayer(run, tag, steps, index, bytes) {
+    const key = JSON.stringify([run, tag, steps.length]);
+    if (this.prefetching === key || steps.length * bytes > this.maps.budget / 2) return;
+    this.prefetching = key;
+    const nearest = steps.map((entry, i) => ({ entry, distance: Math.abs(i - index) }))
+      .sort((a, b) => a.distance - b.distance);
+    for (const { entry } of nearest) {
+      if (this.prefetching !== key || !this.prefetch) return;
+      if (!this.peek(run, tag, entry.step, entry.wall_time)) {
+        await this.load(run, tag, entry.step, entry.wall_time).catch(() => {});
+      }
+    }
   }
 }

@@ -2,42 +2,6 @@
 // No DOM: Node tests import it.
 
 import { slotOrigin } from './layout.js';
-import { colorIndex } from './normalize.js';
-
-/**
- * Colours of one map from uint8 codes and a 256-entry code -> colour table.
- * @param {Uint8Array} codes the map's codes
- * @param {Uint32Array} table from normalize.codeColors
- * @param {Uint32Array} out h * w
- */
-export function colorCodes(codes, table, out) {
-  for (let i = 0; i < codes.length; i++) out[i] = table[codes[i]];
-  return out;
-}
-
-/**
- * Colours of one map from float values (NaN / infinities: `nonfinite`).
- * @param {ArrayLike<number>} values
- * @param {number[]} range [lo, hi]
- * @param {Uint32Array} lut 256 packed colours
- * @param {number} nonfinite packed colour
- * @param {number} flat LUT index of an empty range
- * @param {Uint32Array} out
- */
-export function colorValues(values, range, lut, nonfinite, flat, out) {
-  const [lo, hi] = range;
-  const scale = hi > lo ? 255 / (hi - lo) : 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (!Number.isFinite(v)) out[i] = nonfinite;
-    else if (scale === 0) out[i] = lut[colorIndex(v, lo, hi, flat)];
-    else {
-      const k = Math.round((v - lo) * scale);
-      out[i] = lut[k < 0 ? 0 : k > 255 ? 255 : k];
-    }
-  }
-  return out;
-}
 
 /**
  * Paints every slot of a grid, nearest-neighbour scaled to the cell size.

@@ -1,8 +1,10 @@
 """Draw feature maps as an RGB grid of channels, the way the Feature Maps tab draws them.
 
 numpy only (matplotlib, imported on first use, supplies the colormap tables); no torch.
-The tab's colormaps (``frontend/colormaps.js``) are generated from ``colormap_lut``, so an
-exported image and the browser show the same colours.
+The tab's colormaps (``frontend/colormaps.js``) are generated from ``colormap_lut`` by
+``tools/gen_colormaps.py``. This module and ``frontend/color.js`` are the two copies of one
+colour rule; ``tests/color_cases.json`` holds the cases both test suites run, so an exported
+image and the browser show the same colours.
 
 How a value becomes a colour:
 
@@ -14,11 +16,16 @@ How a value becomes a colour:
    - ``"fixed"``: one range for the layer over every kept step of that run: the smallest min
      and largest max over all steps and channels of the drawn sample (``fixed_range``).
 
-   With the ``"diverging"`` colormap the range is made symmetric around 0:
-   ``m = max(|lo|, |hi|)``, range ``[-m, m]``, so that 0 is white.
-2. Index ``round(255 * (v - lo) / (hi - lo))``, clipped to 0..255, into the 256-entry table.
-   A map whose range is empty (a constant map) is drawn in colour 0, the low end.
+   Minima and maxima are those of the finite values; a ``fixed`` range that is not finite
+   falls back to ``"layer"``. With the ``"diverging"`` colormap the range is made symmetric
+   around 0: ``m = max(|lo|, |hi|)``, range ``[-m, m]``, so that 0 is white.
+2. Index ``round((v - lo) * (255 / (hi - lo)))``, rounding halves up, clipped to 0..255,
+   into the 256-entry table. A map whose range is empty (a constant map) or not finite is
+   drawn in colour ``flat_index(colormap)``: 128 (white, zero) for ``"diverging"``, else 0.
 3. Non-finite values (NaN, infinities) are drawn in ``NONFINITE_RGB`` (magenta).
+4. Difference mode draws ``d = this step - previous step`` with the ``"diverging"``
+   colormap on ``[-m, m]``: ``m`` the largest finite ``|d|`` of each map for ``"channel"``,
+   of the whole layer otherwise (``difference_ranges``).
 
 The grid has ``grid_columns(C)`` columns (``ceil(sqrt(C))``: near square), channels in
 row-major order, a 1-pixel gap of ``GAP_RGB`` between cells, and each map value drawn as
@@ -37,8 +44,11 @@ __all__ = [
     "NONFINITE_RGB",
     "GAP_RGB",
     "colormap_lut",
+    "flat_index",
     "grid_columns",
     "value_ranges",
+    "difference_ranges",
+    "color_indices",
     "fixed_range",
     "render_maps",
     "render_record",
@@ -97,6 +107,12 @@ def _lut(name: str) -> np.ndarray:
     return lut
 
 
+def flat_index(colormap: str) -> int:
+    """The LUT index of a map whose range is empty: 128 for ``"diverging"``, else 0."""
+    _check_choice("colormap", colormap, COLORMAPS)
+    return 128 if colormap == "diverging" else 0
+
+
 def grid_columns(count: int) -> int:
     """Columns of the channel grid for ``count`` maps: ``ceil(sqrt(count))``, at least 1."""
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
@@ -134,22 +150,77 @@ def value_ranges(
     """
     _check_choice("norm", norm, NORMALIZATIONS)
     _check_choice("colormap", colormap, COLORMAPS)
+    if norm == "fixed" and (fixed is None or len(fixed) != 2):
+        raise ValueError("norm='fixed' needs fixed=(lo, hi); compute it with fixed_range()")
     lo = np.asarray(stats_min, dtype=np.float64)
     hi = np.asarray(stats_max, dtype=np.float64)
     if lo.ndim != 1 or lo.shape != hi.shape:
         raise ValueError(
             f"stats_min and stats_max must both have shape [C], got {lo.shape} and {hi.shape}"
         )
-    if norm == "layer":
-        lo, hi = np.full_like(lo, _nan_extreme(lo, np.nanmin)), np.full_like(hi, _nan_extreme(hi, np.nanmax))
-    elif norm == "fixed":
-        if fixed is None or len(fixed) != 2:
-            raise ValueError("norm='fixed' needs fixed=(lo, hi); compute it with fixed_range()")
-        lo, hi = np.full_like(lo, float(fixed[0])), np.full_like(hi, float(fixed[1]))
+    if norm != "channel":
+        known = norm == "fixed" and all(math.isfinite(float(v)) for v in fixed)
+        span = (float(fixed[0]), float(fixed[1])) if known else _finite_span(lo, hi)
+        lo, hi = np.full_like(lo, span[0]), np.full_like(hi, span[1])
     if colormap == "diverging":
         m = np.maximum(np.abs(lo), np.abs(hi))
         lo, hi = -m, m
     return lo, hi
+
+
+def difference_ranges(diff: np.ndarray, *, norm: str = "channel") -> Tuple[np.ndarray, np.ndarray]:
+    """The symmetric ``[-m, m]`` ranges of differences (see the module docstring, point 4).
+
+    Args:
+        diff: ``[C, H, W]`` differences, this step minus the previous one.
+        norm: One of ``NORMALIZATIONS``: ``"channel"`` gives each map its own ``m``, the
+            others one ``m`` for the layer. Default ``"channel"``.
+
+    Returns:
+        ``(lo, hi)``, float64 arrays of shape ``[C]``.
+
+    Raises:
+        ValueError: On an unknown ``norm`` or a ``diff`` that is not 3-D.
+    """
+    _check_choice("norm", norm, NORMALIZATIONS)
+    diff = np.asarray(diff, dtype=np.float64)
+    if diff.ndim != 3:
+        raise ValueError(f"diff must have shape [C, H, W], got {diff.shape}")
+    size = np.where(np.isfinite(diff), np.abs(diff), 0.0).reshape(diff.shape[0], -1)
+    m = size.max(axis=1) if size.shape[1] else np.zeros(diff.shape[0])
+    if norm != "channel":
+        m = np.full_like(m, m.max() if m.size else 0.0)
+    return -m, m
+
+
+def color_indices(
+    maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, colormap: str = "gray"
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The LUT index of every value (see the module docstring, point 2).
+
+    Args:
+        maps: ``[C, H, W]`` values.
+        lo: The low end of each map's range, ``[C]``.
+        hi: The high end, ``[C]``.
+        colormap: One of ``COLORMAPS``; it decides the index of a flat map. Default ``"gray"``.
+
+    Returns:
+        ``(index, finite)``: ``uint8`` indices ``[C, H, W]`` and where the values are finite
+        (the others are drawn in ``NONFINITE_RGB``; their index is meaningless).
+    """
+    maps = np.asarray(maps)
+    span = hi - lo
+    with np.errstate(invalid="ignore", over="ignore"):
+        usable = np.isfinite(span) & (span > 0)
+        scale = np.where(usable, 255.0 / np.where(usable, span, 1.0), 0.0)[:, None, None]
+        t = (maps.astype(np.float64) - np.where(usable, lo, 0.0)[:, None, None]) * scale
+    finite = np.isfinite(maps)
+    t = np.where(finite, t, 0.0)
+    whole = np.floor(t)
+    rounded = whole + (t - whole >= 0.5)  # half up, as JavaScript's Math.round
+    index = np.clip(rounded, 0, 255).astype(np.uint8)
+    index[~np.broadcast_to(usable[:, None, None], index.shape)] = flat_index(colormap)
+    return index, finite
 
 
 def fixed_range(records: Iterable, *, sample: int = 0) -> Tuple[float, float]:
@@ -176,10 +247,7 @@ def fixed_range(records: Iterable, *, sample: int = 0) -> Tuple[float, float]:
         raise ValueError("records is empty: fixed_range needs at least one step")
     if len(keys) > 1:
         raise ValueError(f"records must be of one run and layer, got {sorted(keys)}")
-    return (
-        _nan_extreme(np.concatenate(los).astype(np.float64), np.nanmin),
-        _nan_extreme(np.concatenate(his).astype(np.float64), np.nanmax),
-    )
+    return _finite_span(np.concatenate(los).astype(np.float64), np.concatenate(his).astype(np.float64))
 
 
 def render_maps(
@@ -220,13 +288,7 @@ def render_maps(
     if lo.shape != (c,) or hi.shape != (c,):
         raise ValueError(f"lo and hi must have shape [{c}], got {lo.shape} and {hi.shape}")
 
-    span = hi - lo
-    usable = np.isfinite(span) & (span > 0)
-    factor = np.where(usable, 255.0 / np.where(usable, span, 1.0), 0.0)[:, None, None]
-    with np.errstate(invalid="ignore", over="ignore"):
-        t = (maps.astype(np.float64) - np.where(usable, lo, 0.0)[:, None, None]) * factor
-    finite = np.isfinite(maps)
-    index = np.clip(np.rint(np.where(finite, t, 0.0)), 0, 255).astype(np.uint8)
+    index, finite = color_indices(maps, lo, hi, colormap=colormap)
     tiles = _lut(colormap)[index]  # [C, H, W, 3]
     tiles[~finite] = NONFINITE_RGB
     if scale > 1:
@@ -251,6 +313,7 @@ def render_record(
     norm: str = "channel",
     fixed: Optional[Tuple[float, float]] = None,
     scale: int = 1,
+    previous=None,
 ) -> np.ndarray:
     """Draw one step of one layer as the tab does.
 
@@ -261,13 +324,16 @@ def render_record(
         norm: One of ``NORMALIZATIONS``. Default ``"channel"``.
         fixed: For ``norm="fixed"``, the layer's range (``fixed_range`` over its steps).
         scale: Pixels per map value. Default 1.
+        previous: The step before, read with its values: draw the difference
+            ``record - previous`` as the tab's difference mode does (``colormap`` and
+            ``fixed`` are then not used). Default ``None``: draw the values.
 
     Returns:
         A ``uint8`` RGB image ``[height, width, 3]``, see ``render_maps``.
 
     Raises:
-        ValueError: If the record has no values, ``sample`` is not stored, or an option
-            is invalid.
+        ValueError: If the record (or ``previous``) has no values, ``sample`` is not stored,
+            the two steps differ in shape, or an option is invalid.
 
     Examples::
 
@@ -280,6 +346,16 @@ def render_record(
     if getattr(record, "values", None) is None:
         raise ValueError("record has no values: read it with values=True")
     _check_sample(sample, record.values.shape[0])
+    if previous is not None:
+        if getattr(previous, "values", None) is None:
+            raise ValueError("previous has no values: read it with values=True")
+        _check_sample(sample, previous.values.shape[0])
+        now, before = record.values[sample], previous.values[sample]
+        if now.shape != before.shape:
+            raise ValueError(f"previous has maps of shape {before.shape}, this step {now.shape}")
+        diff = now.astype(np.float32) - before.astype(np.float32)
+        lo, hi = difference_ranges(diff, norm=norm)
+        return render_maps(diff, lo, hi, colormap="diverging", scale=scale)
     lo, hi = value_ranges(
         record.stats["min"][sample], record.stats["max"][sample],
         norm=norm, colormap=colormap, fixed=fixed,
@@ -299,7 +375,9 @@ def _check_sample(sample, count: int) -> None:
         raise ValueError(f"sample {sample} is not stored; this layer has samples 0..{count - 1}")
 
 
-def _nan_extreme(values: np.ndarray, reduce) -> float:
-    """np.nanmin / np.nanmax that gives NaN for all-NaN input instead of warning."""
-    finite = values[~np.isnan(values)]
-    return float(reduce(finite)) if finite.size else math.nan
+def _finite_span(lo: np.ndarray, hi: np.ndarray) -> Tuple[float, float]:
+    """The smallest finite ``lo`` and largest finite ``hi``; ``(nan, nan)`` when there are none."""
+    lo, hi = lo[np.isfinite(lo)], hi[np.isfinite(hi)]
+    if not lo.size or not hi.size or lo.min() > hi.max():
+        return math.nan, math.nan
+    return float(lo.min()), float(hi.max())

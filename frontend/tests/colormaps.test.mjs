@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { COLORMAPS, NONFINITE_RGBA, lut, lutRGBA, packRGBA } from '../colormaps.js';
+import { COLORMAPS } from '../colormaps.js';
+import { NONFINITE_RGBA, lut, lutRGBA, packRGBA } from '../luts.js';
 
 test('every colormap has 256 RGB entries', () => {
   assert.deepEqual(COLORMAPS, ['gray', 'viridis', 'magma', 'inferno', 'diverging']);

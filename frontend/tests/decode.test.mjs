@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 
 import {
-  PayloadError, decodePayload, dequantise, halfToFloat, mapValues, splitPayload, statOf, undelta, valueAt,
+  PayloadError, decodePayload, dequantise, halfToFloat, inflate, splitPayload, undelta,
 } from '../decode.js';
 import { buildPayload, deltaRows } from './helpers.mjs';
 
@@ -38,19 +38,19 @@ test('a uint8 payload decodes to its values within half a quantisation step', as
   assert.deepEqual([decoded.n, decoded.c, decoded.h, decoded.w], [1, 3, h, w]);
   assert.equal(decoded.header.encoding, 'uint8');
   for (let c = 0; c < 3; c++) {
-    const lo = statOf(decoded, 0, c, 'min');
-    const hi = statOf(decoded, 0, c, 'max');
+    const lo = decoded.stat(0, c, 'min');
+    const hi = decoded.stat(0, c, 'max');
     const tolerance = (hi - lo) / 508 + 1e-6;
     for (let i = 0; i < h * w; i++) {
       const expected = maps[c][i];
-      const got = valueAt(decoded, 0, c, Math.floor(i / w), i % w);
+      const got = decoded.valueAt(0, c, Math.floor(i / w), i % w);
       if (Number.isNaN(expected)) assert.ok(Number.isNaN(got), `channel ${c} pixel ${i}`);
       else assert.ok(Math.abs(got - expected) <= tolerance, `channel ${c} pixel ${i}: ${got} vs ${expected}`);
     }
   }
-  assert.equal(statOf(decoded, 0, 2, 'zero_fraction'), 1);
-  assert.equal(statOf(decoded, 0, 1, 'nonfinite'), 1);
-  assert.deepEqual([...mapValues(decoded, 0, 0)], Array.from({ length: h * w }, (_, i) => valueAt(decoded, 0, 0, Math.floor(i / w), i % w)));
+  assert.equal(decoded.stat(0, 2, 'zero_fraction'), 1);
+  assert.equal(decoded.stat(0, 1, 'nonfinite'), 1);
+  assert.deepEqual([...decoded.floats(0, 0)], Array.from({ length: h * w }, (_, i) => decoded.valueAt(0, 0, Math.floor(i / w), i % w)));
 });
 
 test('a float16 payload decodes exactly', async () => {
@@ -73,4 +73,29 @@ test('bad payloads raise PayloadError', async () => {
   const bad = new Uint8Array(buffer.slice(0));
   bad[4] = 0xff; // header length beyond the end
   assert.throws(() => splitPayload(bad.buffer), PayloadError);
+});
+
+test('inflating stops at the size the header gives', async () => {
+  const { deflateSync } = await import('node:zlib');
+  const bomb = deflateSync(new Uint8Array(1 << 20)); // 1 KiB that inflates to 1 MiB
+  await assert.rejects(inflate(bomb, 4096), /more than the 4096 bytes/);
+  await assert.rejects(inflate(deflateSync(new Uint8Array(10)), 11), /has 10 bytes, expected 11/);
+  assert.equal((await inflate(bomb, 1 << 20)).length, 1 << 20);
+});
+
+test('a step larger than the limit is refused before anything is inflated', async () => {
+  const { buffer } = buildPayload([1, 1, 2, 2], [[1, 2, 3, 4]]);
+  await assert.rejects(decodePayload(buffer, 3), /larger than the tab's/);
+  assert.equal((await decodePayload(buffer, 4)).bytes, 4 + 6 * 4);
+});
+
+test('the decoded-maps accessor finds (sample, channel) in one place', async () => {
+  const maps = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12]];
+  const { buffer } = buildPayload([2, 3, 1, 2], maps);
+  const decoded = await decodePayload(buffer);
+  assert.equal(decoded.map(1, 2), 5);
+  assert.equal(decoded.min(1, 0), 7);
+  assert.equal(decoded.max(0, 2), 6);
+  assert.deepEqual([...decoded.codesOf(1, 1)], [0, 254]);
+  assert.equal(decoded.valueAt(1, 2, 0, 1), 12);
 });

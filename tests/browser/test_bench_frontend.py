@@ -75,6 +75,10 @@ def test_slider_to_painted_grid(alexnet_logdir, page, open_tab):
         frame = open_tab(page, server.url)
         frame.wait_for_function("window.fmApp && fmApp.paintCount > 0", timeout=60000)
         frame.evaluate("fmApp.prefetch = false")
+        # What was prefetched before that (the first layer's steps, one request at a time
+        # until the switch) leaves the memory cache, so every layer starts alike.
+        frame.wait_for_function("!fmApp.model.inflight.size")
+        frame.evaluate("fmApp.model.maps.clear()")
         rows = []
         for layer in LAYERS:
             tag = f"feature_maps/{layer}"
@@ -83,11 +87,11 @@ def test_slider_to_painted_grid(alexnet_logdir, page, open_tab):
             frame.wait_for_function(f"fmApp.paintCount > {count} && fmApp.fixed !== null && !fmApp.model.inflight.size")
             frame.wait_for_timeout(200)  # the repaint that follows /stats
             shape = frame.evaluate("[fmApp.current.maps.c, fmApp.current.maps.h, fmApp.current.maps.w]")
-            # Steps never fetched yet (the newest came with the layer; the first layer's
-            # neighbours were prefetched before prefetching was switched off).
+            # Steps never fetched yet (the newest came with the layer).
             fresh = frame.evaluate("fmApp.steps.map((s, i) => [s, i])"
                                    ".filter(([s]) => !fmApp.model.maps.has(JSON.stringify("
-                                   "[fmApp.runSelect.value, fmApp.layerSelect.value, s.step, s.wall_time])))"
+                                   "[document.querySelector('#fm-run').value, document.querySelector('#fm-layer').value,"
+                                   " s.step, s.wall_time])))"
                                    ".map(([, i]) => i)")
             cold = frame.evaluate(SCRUB_JS, {"indices": fresh, "waitFrame": True})["details"]
             others = list(range(STEPS))

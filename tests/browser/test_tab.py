@@ -168,7 +168,8 @@ def test_every_kept_step_is_prefetched_then_scrubbing_fetches_nothing(tb, page, 
     _choose(frame, "train", "feature_maps/conv2")
     frame.wait_for_function(
         "fmApp.steps.length > 0 && fmApp.steps.every((s) => fmApp.model.peek("
-        "fmApp.runSelect.value, fmApp.layerSelect.value, s.step, s.wall_time))", timeout=30000)
+        "document.querySelector('#fm-run').value, document.querySelector('#fm-layer').value,"
+        " s.step, s.wall_time))", timeout=30000)
     requests = []
     page.on("request", lambda r: "/maps?" in r.url and requests.append(r.url))
     details = frame.evaluate("""async () => {
@@ -274,6 +275,68 @@ def test_compare_and_difference_views(tb, page, open_tab):
     assert float(readout["value"]) == pytest.approx(float(now[0, 4, 3, 7] - prev[0, 4, 3, 7]), rel=1e-5, abs=1e-6)
 
 
+PIXEL_JS = """([selector, x, y]) => [...document.querySelector(selector).getContext('2d')
+  .getImageData(x, y, 1, 1).data]"""
+
+
+def _cell_pixel(frame, channel, x, y):
+    """The grid's colour at data pixel (x, y) of a channel."""
+    layout = frame.evaluate("(() => { const c = fmApp.current; return {...c.layout, order: c.order}; })()")
+    slot = layout["order"].index(channel)
+    px = (slot % layout["cols"]) * (layout["cellW"] + layout["gap"]) + int((x + 0.5) * layout["cellW"] / layout["mapW"])
+    py = (slot // layout["cols"]) * (layout["cellH"] + layout["gap"]) + int((y + 0.5) * layout["cellH"] / layout["mapH"])
+    return frame.evaluate(PIXEL_JS, ["#fm-grid", px, py])
+
+
+def test_difference_mode_colours_the_detail_view_and_filmstrip_like_the_grid(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv1")
+    if not frame.is_checked("#fm-diff"):
+        _paint(frame, lambda: frame.check("#fm-diff"))
+    _hover(page, frame, 4, 7, 3)
+    _paint(frame, lambda: (page.mouse.down(), page.mouse.up()))
+    frame.wait_for_function(f"document.querySelectorAll('#fm-filmstrip button').length === {KEPT}")
+    tile = frame.evaluate("(() => { const c = document.querySelector('#fm-detail canvas');"
+                          " c.id = 'fm-test-tile'; return [c.width, c.height]; })()")
+    maps = frame.evaluate("[fmApp.current.maps.w, fmApp.current.maps.h]")
+    for x, y in [(7, 3), (0, 0), (15, 11)]:
+        at = [int((x + 0.5) * tile[0] / maps[0]), int((y + 0.5) * tile[1] / maps[1])]
+        assert frame.evaluate(PIXEL_JS, ["#fm-test-tile", *at]) == _cell_pixel(frame, 4, x, y)
+    # every frame but the oldest (nothing before it to subtract) is a difference
+    diffs = frame.eval_on_selector_all("#fm-filmstrip button", "bs => bs.map(b => b.dataset.diff)")
+    assert diffs == ["0"] + ["1"] * (KEPT - 1)
+    _paint(frame, lambda: frame.click("#fm-detail-close"))
+    _paint(frame, lambda: frame.uncheck("#fm-diff"))
+
+
+def test_the_compare_grid_says_its_scale(tb, page, open_tab):
+    frame = _ready(page, open_tab, tb)
+    _choose(frame, "train", "feature_maps/conv1")
+    _select(frame, "#fm-norm", "layer")
+    _select(frame, "#fm-compare", "other")
+    frame.wait_for_function("document.querySelector('#fm-compare-title').textContent === 'other · step 50'")
+    steps = json.loads(_route(tb, "steps", run="train", tag="feature_maps/conv1"))
+    mine = _npy(tb, "train", "feature_maps/conv1", steps[-1]["step"])[0]
+    theirs = _npy(tb, "other", "feature_maps/conv1", 50)[0]
+    # shared (the default): one colour bar, over both runs' range at these steps
+    assert "shared" in frame.text_content("#fm-grid-compare-scale")
+    assert "(both runs)" in frame.text_content("#fm-colorbar")
+    low = float(frame.text_content(".fm-colorbar-low"))
+    high = float(frame.text_content(".fm-colorbar-high"))
+    assert low == pytest.approx(min(np.nanmin(mine), np.nanmin(theirs)), rel=1e-3)
+    assert high == pytest.approx(max(np.nanmax(mine), np.nanmax(theirs)), rel=1e-3)
+    assert not frame.query_selector("#fm-colorbar-compare")
+    # each its own: the compare grid gets its own colour bar with its own range
+    _select(frame, "#fm-compare-scale", "own")
+    assert "its own" in frame.text_content("#fm-grid-compare-scale")
+    own = frame.query_selector("#fm-colorbar-compare")
+    assert float(own.query_selector(".fm-colorbar-low").text_content()) == pytest.approx(np.nanmin(theirs), rel=1e-3)
+    assert float(own.query_selector(".fm-colorbar-high").text_content()) == pytest.approx(np.nanmax(theirs), rel=1e-3)
+    assert float(frame.text_content(".fm-colorbar-high")) == pytest.approx(np.nanmax(mine), rel=1e-3)
+    _select(frame, "#fm-compare", "")
+    _select(frame, "#fm-norm", "channel")
+
+
 def test_hostile_names_render_as_text(tb, page, open_tab):
     frame = _ready(page, open_tab, tb)
     _choose(frame, HOSTILE_RUN, f"feature_maps/{HOSTILE_TAG}")
@@ -309,23 +372,6 @@ def test_empty_logdir_explains_what_to_do(tmp_path, tensorboard_process, page, o
     assert 'log_feature_maps(writer, {"conv1": activations}, step)' in text
     assert "from tb_featmap import log_feature_maps" in text
     assert not page.console_errors
-
-
-def test_colormaps_js_matches_matplotlib():
-    sys.path.insert(0, str(REPO / "frontend" / "tests"))
-    try:
-        import gen_colormaps
-    finally:
-        sys.path.pop(0)
-    assert (REPO / "frontend" / "colormaps.js").read_text() == gen_colormaps.render_module()
-    import matplotlib
-
-    from tb_featmap.render import colormap_lut
-
-    names = {"gray": "gray", "viridis": "viridis", "magma": "magma", "inferno": "inferno", "diverging": "RdBu_r"}
-    for name, mpl_name in names.items():
-        expected = np.round(matplotlib.colormaps[mpl_name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
-        assert np.array_equal(colormap_lut(name), expected), name
 
 
 def test_screenshot_of_the_demo(tmp_path_factory, page, open_tab):

@@ -1,0 +1,90 @@
+// The detail view: one channel enlarged, its statistics, and a filmstrip of that channel
+// across the kept steps, each frame coloured as the grid colours that step.
+
+import { gridLayout, sampleIndices } from './layout.js';
+import { Latest } from './model.js';
+import { paintGrid } from './paint.js';
+import { el, filmFrame, formatValue } from './views.js';
+
+const FILMSTRIP_FRAMES = 40;
+
+/** One map of a Coloring, drawn at `size` pixels. */
+function tileCanvas(coloring, channel, size) {
+  const { w, h } = coloring.maps;
+  const layout = gridLayout({ count: 1, mapW: w, mapH: h, cellSize: size, maxWidth: size });
+  const canvas = el('canvas', { width: layout.width, height: layout.height, class: 'fm-tile' });
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(layout.width, layout.height);
+  paintGrid(new Uint32Array(image.data.buffer), layout, (slot, out) => coloring.tile(channel, out));
+  ctx.putImageData(image, 0, 0);
+  return canvas;
+}
+
+export class Detail {
+  /**
+   * @param {object} on callbacks
+   * @param {(index: number) => Promise<Coloring>} on.coloring how the grid colours kept
+   *   step `index`
+   * @param {(index: number) => void} on.goTo show kept step `index`
+   * @param {() => void} on.close the view was closed
+   */
+  constructor(on) {
+    this.on = on;
+    this.channel = null; // the channel shown, or null when closed
+    this.frames = new Latest();
+    this.node = el('div', { id: 'fm-detail', class: 'fm-detail', hidden: true });
+  }
+
+  close() {
+    this.channel = null;
+    this.frames.drop();
+    this.node.hidden = true;
+  }
+
+  /**
+   * Shows `channel` of the step the grid shows, then fills the filmstrip.
+   * @param {number} channel
+   * @param {Coloring} coloring the grid's
+   * @param {number} stepCount kept steps of the layer
+   * @param {number} index the kept step shown
+   * @param {(i: number) => number} stepOf the step number of kept step i
+   */
+  async show(channel, coloring, stepCount, index, stepOf) {
+    const current = this.frames.take();
+    this.channel = channel;
+    const { maps, sample } = coloring;
+    if (channel >= maps.c) return;
+    const close = el('button', {
+      type: 'button', class: 'fm-button', id: 'fm-detail-close', text: 'Close',
+    });
+    close.addEventListener('click', () => {
+      this.close();
+      this.on.close();
+    });
+    const stats = ['mean', 'std', 'zero_fraction']
+      .map((f) => `${f.replace('_', ' ')} ${formatValue(maps.stat(sample, channel, f))}`);
+    const strip = el('div', { class: 'fm-filmstrip', id: 'fm-filmstrip' });
+    const what = coloring.diffs ? 'Δ from the step before, across' : 'Across';
+    this.node.replaceChildren(
+      el('div', { class: 'fm-detail-head' }, el('strong', { text: `Channel ${channel}` }), close),
+      tileCanvas(coloring, channel, 256),
+      el('div', { class: 'fm-muted', text: stats.join(' · ') }),
+      el('div', { class: 'fm-label', text: `${what} kept steps (click to go there)` }),
+      strip);
+    this.node.hidden = false;
+    for (const i of sampleIndices(stepCount, FILMSTRIP_FRAMES)) {
+      let frame;
+      try {
+        frame = await this.on.coloring(i);
+      } catch (e) {
+        continue;
+      }
+      if (!current()) return;
+      if (channel >= frame.maps.c) continue;
+      const button = filmFrame(tileCanvas(frame, channel, 56), stepOf(i), i === index);
+      button.dataset.diff = frame.diffs ? '1' : '0';
+      button.addEventListener('click', () => this.on.goTo(i));
+      strip.appendChild(button);
+    }
+  }
+}

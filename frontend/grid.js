@@ -1,0 +1,186 @@
+// The grid: the panels of maps (and the compare run's), their markers, colour bars and
+// summary, and the hover readout. Click a map to pick it.
+
+import { lut, packRGBA } from './luts.js';
+import { channelOrder, gridLayout, hitTest, slotOrigin } from './layout.js';
+import { paintGrid } from './paint.js';
+import { colorBar, el, formatValue } from './views.js';
+
+const GAP_RGBA = packRGBA(200, 200, 200);
+const HOVER_HINT = 'Hover a map to read its values; click one to enlarge it.';
+const DEAD = '#e53935';
+const PICKED = '#ff9800';
+
+/** A panel: a title, a canvas, and under it an optional note and colour bar. */
+function panel(id, titleId) {
+  const title = el('div', { class: 'fm-panel-title', id: titleId });
+  const canvas = el('canvas', { id, class: 'fm-grid', width: 1, height: 1 });
+  const note = el('div', { class: 'fm-muted fm-scale-note', id: `${id}-scale` });
+  const bar = el('div', { class: 'fm-colorbar-slot' });
+  const node = el('div', { class: 'fm-panel' }, title, canvas, note, bar);
+  return { title, canvas, note, bar, node };
+}
+
+/** A colour bar for a Coloring. */
+function barOf(coloring, scope, id) {
+  const { low, high, caption } = coloring.labels(scope, formatValue);
+  return colorBar(lut(coloring.colormap), low, high, caption, id);
+}
+
+/** Paints `coloring`'s maps in `order` into a canvas; returns the layout. */
+function paintCanvas(canvas, coloring, order, size, maxWidth) {
+  const { maps } = coloring;
+  const layout = gridLayout({
+    count: maps.c, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth,
+  });
+  if (canvas.width !== layout.width || canvas.height !== layout.height) {
+    canvas.width = layout.width;
+    canvas.height = layout.height;
+  }
+  const ctx = canvas.getContext('2d');
+  // One ImageData per canvas size, reused while scrubbing (no allocation per step).
+  let image = canvas.fmImage;
+  if (!image || image.width !== layout.width || image.height !== layout.height) {
+    image = ctx.createImageData(layout.width, layout.height);
+    canvas.fmImage = image;
+  }
+  const pixels = new Uint32Array(image.data.buffer);
+  paintGrid(pixels, layout, (slot, out) => coloring.tile(order[slot], out), GAP_RGBA);
+  ctx.putImageData(image, 0, 0);
+  return layout;
+}
+
+export class Grid {
+  /**
+   * @param {object} on callbacks
+   * @param {(channel: number) => void} on.pick a map was clicked
+   */
+  constructor(on) {
+    this.main = panel('fm-grid', 'fm-title');
+    this.other = panel('fm-grid-compare', 'fm-compare-title');
+    this.other.node.hidden = true;
+    this.barSlot = el('div', { class: 'fm-colorbar-slot' });
+    this.summary = el('div', { id: 'fm-summary', class: 'fm-summary' });
+    this.hover = el('div', { id: 'fm-hover', class: 'fm-hover', text: HOVER_HINT });
+    const bar = el('div', { class: 'fm-infobar' }, this.barSlot, this.summary);
+    this.info = el('div', {}, bar, this.hover);
+    this.panels = el('div', { class: 'fm-panels' }, this.main.node, this.other.node);
+    this.current = null; // what the main grid shows: {coloring, layout, order}
+    const canvas = this.main.canvas;
+    canvas.addEventListener('mousemove', (e) => this.onHover(e));
+    canvas.addEventListener('mouseleave', () => { this.hover.textContent = HOVER_HINT; });
+    canvas.addEventListener('click', (e) => {
+      const hit = this.locate(e);
+      if (hit) on.pick(hit.channel);
+    });
+  }
+
+  /**
+   * Draws one step, and beside it the compare run's.
+   * @param {object} o
+   * @param {Coloring} o.coloring the main grid's colouring
+   * @param {string} o.title
+   * @param {{coloring: Coloring|null, title: string, shared: boolean}|null} o.compare
+   * @param {{sort: string, size: number}} o.settings
+   * @param {number} o.width the width available
+   * @param {boolean[]|null} o.deadAll from /stats: channels zero at every kept step
+   * @param {number|null} o.selected the channel shown in the detail view
+   */
+  draw({ coloring, title, compare, settings, width, deadAll, selected }) {
+    const { maps, sample } = coloring;
+    const order = channelOrder(maps.c, settings.sort, (c, f) => maps.stat(sample, c, f));
+    const panelWidth = compare && compare.coloring ? Math.floor((width - 16) / 2) : width;
+    const layout = paintCanvas(this.main.canvas, coloring, order, settings.size, panelWidth);
+    this.drawMarkers(layout, order, coloring, deadAll, selected);
+    this.current = { coloring, layout, order };
+    this.main.title.textContent = title;
+    this.other.node.hidden = !compare;
+    let scope = '';
+    if (compare) {
+      const other = this.other;
+      other.title.textContent = compare.title;
+      other.bar.replaceChildren();
+      if (compare.coloring) {
+        paintCanvas(other.canvas, compare.coloring, order, settings.size, panelWidth);
+        scope = compare.shared ? 'both runs' : 'this run';
+        other.note.textContent = compare.shared
+          ? 'Scale: shared with the run beside it (the colour bar above).'
+          : 'Scale: its own (the colour bar below).';
+        if (!compare.shared) {
+          other.bar.replaceChildren(barOf(compare.coloring, 'this run', 'fm-colorbar-compare'));
+        }
+      } else {
+        other.canvas.width = 1;
+        other.note.textContent = '';
+      }
+    }
+    this.barSlot.replaceChildren(barOf(coloring, scope));
+    let deadNow = 0;
+    for (let c = 0; c < maps.c; c++) if (maps.stat(sample, c, 'zero_fraction') === 1) deadNow++;
+    const parts = [`${maps.c} channels of ${maps.h}×${maps.w}`];
+    parts.push(`${deadNow} zero at this step ◥`);
+    if (deadAll) {
+      parts.push(`${deadAll.filter((d) => d === true).length} dead at every kept step ▢`);
+    }
+    this.summary.textContent = parts.join(' · ');
+  }
+
+  drawMarkers(layout, order, coloring, deadAll, selected) {
+    const { maps, sample } = coloring;
+    const ctx = this.main.canvas.getContext('2d');
+    ctx.save();
+    ctx.lineWidth = 2;
+    for (let slot = 0; slot < order.length; slot++) {
+      const c = order[slot];
+      const deadNow = maps.stat(sample, c, 'zero_fraction') === 1;
+      const deadEver = Boolean(deadAll) && deadAll[c] === true;
+      if (!deadNow && !deadEver && c !== selected) continue;
+      const { x, y } = slotOrigin(layout, slot);
+      if (deadEver) {
+        ctx.strokeStyle = DEAD;
+        ctx.strokeRect(x + 1, y + 1, layout.cellW - 2, layout.cellH - 2);
+      }
+      if (deadNow) {
+        const s = Math.max(4, Math.min(12, Math.floor(Math.min(layout.cellW, layout.cellH) / 3)));
+        ctx.fillStyle = DEAD;
+        ctx.beginPath();
+        ctx.moveTo(x + layout.cellW - s, y);
+        ctx.lineTo(x + layout.cellW, y);
+        ctx.lineTo(x + layout.cellW, y + s);
+        ctx.closePath();
+        ctx.fill();
+      }
+      if (c === selected) {
+        ctx.strokeStyle = PICKED;
+        ctx.strokeRect(x + 1, y + 1, layout.cellW - 2, layout.cellH - 2);
+      }
+    }
+    ctx.restore();
+  }
+
+  /** The map and data pixel under the mouse, or null. */
+  locate(event) {
+    if (!this.current) return null;
+    const canvas = this.main.canvas;
+    const rect = canvas.getBoundingClientRect();
+    const px = ((event.clientX - rect.left) * canvas.width) / rect.width;
+    const py = ((event.clientY - rect.top) * canvas.height) / rect.height;
+    const hit = hitTest(this.current.layout, Math.floor(px), Math.floor(py));
+    return hit && { ...hit, channel: this.current.order[hit.slot] };
+  }
+
+  onHover(event) {
+    const hit = this.locate(event);
+    if (!hit) return;
+    const { coloring } = this.current;
+    const diff = Boolean(coloring.diffs);
+    const value = coloring.valueAt(hit.channel, hit.y, hit.x);
+    const text = Number.isNaN(value) ? 'non-finite' : String(Number(value.toPrecision(7)));
+    const where = `channel ${hit.channel} · x ${hit.x}, y ${hit.y}`;
+    this.hover.textContent = `${where} · ${diff ? 'Δ ' : ''}${text}`;
+    Object.assign(this.hover.dataset, {
+      channel: String(hit.channel), x: String(hit.x), y: String(hit.y),
+      value: String(value), diff: diff ? '1' : '0',
+    });
+  }
+}
