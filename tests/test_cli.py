@@ -76,7 +76,9 @@ def test_ls_json(logdir, capsys):
     assert conv == {
         "run": "train", "layer": "conv", "tag": "feature_maps/conv", "layout": "NCHW",
         "shape": [1, C, H, W], "stored": [1, C, H, W], "encoding": "uint8",
-        "steps": 3, "first_step": 0, "last_step": 20,
+        "steps": 3, "first_step": 0, "last_step": 20, "dtype": "torch.float32",
+        "downsample": 1, "dropped": {"samples": 0, "channels": 0, "tokens": 0}, "logged": 3,
+        "skipped": [],
     }
 
 

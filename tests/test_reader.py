@@ -101,7 +101,7 @@ def test_step_selection(logdir):
         ({"run": "a", "layer": "probe/conv"}, "valid layers: 'conv', 'fc'"),
         ({"run": "a", "step": 7}, "valid steps: 0, 5, 10"),
         ({"run": "a", "step": [0, 7]}, "step 7"),
-        ({"step": -1}, "non-negative"),
+        ({"step": -1}, "step -1 is not among the kept steps"),  # negative steps exist
     ],
 )
 def test_unknown_names_list_the_valid_ones(logdir, kwargs, message):
@@ -188,7 +188,7 @@ def test_newer_series_version_is_skipped_with_one_warning(tmp_path, monkeypatch)
     with SummaryWriter(str(tmp_path)) as writer:
         log_feature_maps(writer, {"old": torch.rand(1, 1, 3, 3)}, 0)
         with monkeypatch.context() as m:
-            m.setattr(metadata, "PROTOCOL_VERSION", metadata.PROTOCOL_VERSION + 1)
+            m.setattr(payload, "FORMAT_VERSION", payload.FORMAT_VERSION + 1)
             log_feature_maps(writer, {"new1": torch.rand(1, 1, 3, 3), "new2": torch.rand(1, 1, 3, 3)}, 0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -205,7 +205,7 @@ def _raw_value(tag: str, blobs) -> summary_pb2.Summary.Value:
         string_val=list(blobs),
     )
     return summary_pb2.Summary.Value(
-        tag=tag, metadata=metadata.create_summary_metadata(summary_pb2), tensor=tensor
+        tag=tag, metadata=metadata.create_summary_metadata(), tensor=tensor
     )
 
 
