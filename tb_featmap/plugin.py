@@ -344,7 +344,9 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             blobs = self._read_blobs(ctx, datum, 3 if with_data else 2, parallel=with_data)
             step = _series.decode_step(datum.step, blobs[:2])
         except _series.StepError as error:
-            if meta is None:
+            # Remembered for /tags' `skipped` when its header or statistics are at fault; a
+            # step with those but no data blob still counts for /stats.
+            if meta is None and not (with_data and len(datum.values) == 2):
                 self._step_failed(experiment, run, tag, datum, error)
             raise errors.NotFoundError(str(error))
         # The header as checked (only known fields), re-encoded: it is what /maps sends.
