@@ -199,6 +199,10 @@ def test_real_tensorboard_keeps_every_step_by_default(logdir, tensorboard_proces
     status, headers, body = tb.get(ROUTE + "maps?run=train&tag=feature_maps/conv1&step=abc")
     assert status == 400 and headers["Content-Type"].startswith("text/plain")
     assert b"Traceback" not in body and b"<html" not in body.lower()
+    for path in ("index.js/", "index.js//"):  # a trailing slash was a 500
+        status, headers, body = tb.get(ROUTE + path)
+        assert status == 404 and headers["Content-Type"].startswith("text/plain"), (path, status)
+    assert " 500 " not in tb.output() and "Traceback" not in tb.output()
 
 
 @pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])

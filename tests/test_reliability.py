@@ -26,6 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from support import start_live_trainer, TensorBoardProcess, wsgi_client
 from tb_featmap import log_feature_maps
+from tb_featmap.reader import read
 
 ROUTE = "/data/plugin/feature_maps/"
 TAG = "feature_maps/conv"
@@ -449,6 +450,23 @@ def test_each_case_through_a_real_tensorboard_with_the_rust_data_server(rust_ten
     assert "Traceback" not in output and " 500 " not in output, output[-3000:]
     warnings = [line.split("] ", 1)[1] for line in output.splitlines() if "plugin.py" in line]
     assert warnings and len(warnings) == len(set(warnings)), warnings  # each once
+
+
+def test_read_gives_what_the_default_loader_serves_for_steps_logged_twice(logdir, rust_tensorboard):
+    """After a restart from an older checkpoint, read() (and so the CLI) follow TensorBoard's
+    default loader, the Rust data server: the same steps, with the newer writer's maps."""
+    tb, name = rust_tensorboard, "restarted_back"
+    want_steps = expected_steps(name, "rust")
+    steps_url = ROUTE + f"steps?run={name}&tag={TAG}"
+    tb.wait_for(lambda: [s["step"] for s in json.loads(tb.get(steps_url)[2])] == want_steps)
+    records = read(logdir, run=name, layer="conv")
+    assert [r.step for r in records] == want_steps
+    for record in records:
+        status, _, body = tb.get(ROUTE + f"npy?run={name}&tag={TAG}&step={record.step}")
+        assert status == 200
+        np.testing.assert_array_equal(np.load(io.BytesIO(body)), record.values)
+    want = activation(100 + 4).numpy()  # the second writer's step 4, not the first's
+    assert np.abs(records[4].values - want).max() <= (want.max() - want.min()) / 500
 
 
 # --- live training ----------------------------------------------------------------------
