@@ -313,7 +313,7 @@ class StatsReducer:
         self.steps += 1
 
     def result(self) -> Optional[dict]:
-        """The reduced statistics as JSON-ready lists, or None if no step was counted."""
+        """The reduced statistics, per channel as numpy arrays, or None if no step counted."""
         if not self.steps:
             return None
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -321,14 +321,13 @@ class StatsReducer:
             return {
                 "steps": self.steps,
                 "channels": self._channels,
-                "min": self._min.astype(float).tolist(),
-                "max": self._max.astype(float).tolist(),
-                "mean": (self._mean / self._mean_count).tolist(),
-                "std": np.sqrt(self._var / self._var_count).tolist(),
-                "zero_fraction": (self._zero / self.steps).tolist(),
-                "nonfinite": np.clip(np.nan_to_num(self._nonfinite), 0, 2**53)
-                .astype(np.int64).tolist(),
-                "dead": self._dead.tolist(),
+                "min": self._min.astype(np.float64),
+                "max": self._max.astype(np.float64),
+                "mean": self._mean / self._mean_count,
+                "std": np.sqrt(self._var / self._var_count),
+                "zero_fraction": self._zero / self.steps,
+                "nonfinite": np.clip(np.nan_to_num(self._nonfinite), 0, 2**53).astype(np.int64),
+                "dead": self._dead.copy(),
             }
 
 

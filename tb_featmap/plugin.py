@@ -35,11 +35,15 @@ logger = logging.getLogger(__name__)
 DEFAULT_SAMPLES = 1000
 _MAX_ARG_LENGTH = 4096
 _CACHED_SERIES = 64
-# Headers and statistics of steps, remembered for /stats and /maps. With _STATS_WINDOW steps
-# in flight (1.5 MiB of statistics each for the largest layer), a /stats request holds at
-# most about 32 + 12 MiB more than before, whatever the number of steps.
+# Headers and statistics of steps, remembered for /stats and /maps; a step of more than
+# _CACHED_STEP_BYTES (a layer of over ~20,000 maps) is not: too few would fit to help.
 _STEP_CACHE_BYTES = 32 << 20
+_CACHED_STEP_BYTES = _STEP_CACHE_BYTES // 64
+# /stats reads up to _STATS_WINDOW steps at once, fewer when their statistics are large: at
+# most _STATS_BYTES_IN_FLIGHT of them (but always one step). Each thread that touches a
+# large blob keeps its own malloc arena, so parallel reads of large steps cost memory.
 _STATS_WINDOW = 8
+_STATS_BYTES_IN_FLIGHT = 2 << 20
 _BAD_LAYERS = 256  # layers whose unreadable steps are remembered
 _ONE_YEAR = 365 * 24 * 3600
 _CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -152,7 +156,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         ctx, experiment = _context(request)
         run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
         sample = _int_arg(request, "sample", required=False) or 0
-        body = self._stats_impl(ctx, experiment, run, tag, sample)
+        body = _json_arrays(self._stats_impl(ctx, experiment, run, tag, sample))
         return http_util.Respond(request, body, "application/json")
 
     @wrappers.Request.application
@@ -250,14 +254,16 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             return self._step_stats(ctx, experiment, run, tag, datum)
 
         # A few steps at a time, each reduced as it arrives: memory stays O(channels).
-        data = iter(list(series.values()))
+        data, window = iter(list(series.values())), 1
         while True:
-            window = list(itertools.islice(data, _STATS_WINDOW))
-            if not window:
+            chunk = list(itertools.islice(data, window))
+            if not chunk:
                 break
-            for stats in self._stats_pool.map(step_stats, window):
+            for stats in self._stats_pool.map(step_stats, chunk):
                 if stats is not None:
                     reducer.add(stats)
+                    fit = _STATS_BYTES_IN_FLIGHT // max(1, stats.nbytes)
+                    window = max(1, min(_STATS_WINDOW, fit))
         result = reducer.result()
         if result is None:
             if reducer.samples:
@@ -351,6 +357,8 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError(str(error))
         # The header as checked (only known fields), re-encoded: it is what /maps sends.
         meta = _StepMeta(step.header, step.stats, payload.encode_header(step.header), blobs[1])
+        if meta.nbytes > _CACHED_STEP_BYTES:
+            return meta, (blobs[2] if with_data else None)
         with self._lock:
             self._step_cache[key] = meta
             self._step_cache_bytes += meta.nbytes
@@ -448,6 +456,32 @@ def _float_arg(request, name: str, required: bool = True) -> Optional[float]:
     if not math.isfinite(number):
         raise errors.InvalidArgumentError(f"{name} must be a finite number")
     return number
+
+
+def _json_arrays(fields: dict) -> bytes:
+    """JSON of a dict of numbers and numpy arrays, written as `http_util.Respond` writes
+    lists of floats (NaN and infinities as the strings "NaN", "Infinity", "-Infinity") but
+    without building a Python list, and TensorBoard's cleansed copy of it, for each array:
+    /stats of a 65,536-channel layer stays a few MiB."""
+    parts = []
+    for key, value in fields.items():
+        if isinstance(value, np.ndarray) and value.dtype == bool:
+            text = ",".join(np.where(value, "true", "false").tolist())
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "iu":
+            text = ",".join(map(str, value.tolist()))
+        elif isinstance(value, np.ndarray):
+            text = ",".join(map(_json_float, value.tolist()))
+        else:
+            parts.append(f'"{key}":{int(value)}')
+            continue
+        parts.append(f'"{key}":[{text}]')
+    return ("{" + ",".join(parts) + "}").encode("ascii")
+
+
+def _json_float(value: float) -> str:
+    if math.isfinite(value):
+        return repr(value)
+    return '"NaN"' if value != value else ('"Infinity"' if value > 0 else '"-Infinity"')
 
 
 def _quote(name: str) -> str:

@@ -214,3 +214,17 @@ def test_real_tensorboard_reports_dropped_steps(logdir, tensorboard_process, loa
     assert conv["samplesFlag"] == "--samples_per_plugin=feature_maps=0"
     steps = json.loads(tb.get(ROUTE + "steps?run=train&tag=feature_maps/conv1")[2])
     assert len(steps) == 5 and steps[-1]["step"] == STEPS[-1]
+
+
+def test_stats_json_is_what_tensorboards_encoder_writes():
+    """/stats writes its arrays itself (no list and cleansed copy per array for 65,536
+    channels); the JSON must equal what http_util.Respond makes of the same lists."""
+    from tensorboard.backend import json_util
+
+    fields = {
+        "steps": 3, "channels": 4,
+        "min": np.array([-1.5, np.nan, np.inf, -np.inf]), "mean": np.array([1e-300, 0.1, 2.0, -0.0]),
+        "nonfinite": np.array([0, 3, 2**40, 1], np.int64), "dead": np.array([True, False, False, True]),
+    }
+    as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in fields.items()}
+    assert json.loads(plugin._json_arrays(fields)) == json.loads(json.dumps(json_util.Cleanse(as_lists)))
