@@ -351,3 +351,15 @@ def test_a_corrupted_record_is_rejected_as_with_tensorboards_checksum(tmp_path, 
         m.setattr("tb_featmap._crc.install_for_reader", lambda: False)
         pure = [r.step for r in read(tmp_path, values=False)]
     assert native == pure == [0, 1, 2]
+
+
+def test_steps_logged_twice_follow_the_default_loaders_rule(tmp_path):
+    """A restart from an older checkpoint: the newer writer's steps replace the older ones
+    from the step it restarted at (the Rust data server's rule; tests/test_reliability.py
+    checks the same against a real one)."""
+    for seed, steps in ((0, range(6)), (100, range(2, 4))):
+        with SummaryWriter(str(tmp_path / "run"), filename_suffix=f".{seed}") as writer:
+            for step in steps:
+                log_feature_maps(writer, {"x": torch.full((1, 1, 2, 2), float(seed + step))}, step)
+    records = read(tmp_path, layer="x")
+    assert [(r.step, float(r.values.max())) for r in records] == [(0, 0.0), (1, 1.0), (2, 102.0), (3, 103.0)]
