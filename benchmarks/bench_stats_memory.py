@@ -128,7 +128,8 @@ def serve(logdir: Path, flags, steps: int, env) -> "object":
 def write_hostile(root: Path) -> None:
     """Run ``hostile``: steps 0-3 good, step 4 a 1 MiB blob that inflates to 1 GiB."""
     import torch
-    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
+    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
     from torch.utils.tensorboard import SummaryWriter
 
@@ -149,11 +150,13 @@ def write_hostile(root: Path) -> None:
     for step in range(5):
         tensor = tensor_pb2.TensorProto(
             dtype=types_pb2.DT_STRING, string_val=[header, stats, bomb],
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]),
+            tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=3)]),
         )
-        value = summary_pb2.Summary.Value(tag="feature_maps/bomb", metadata=metadata.create_summary_metadata(),
-                                          tensor=tensor)
-        writer.add_event(event_pb2.Event(step=step, wall_time=1.0 + step, summary=summary_pb2.Summary(value=[value])))
+        value = summary_pb2.Summary.Value(
+            tag="feature_maps/bomb", metadata=metadata.create_summary_metadata(), tensor=tensor
+        )
+        summary = summary_pb2.Summary(value=[value])
+        writer.add_event(event_pb2.Event(step=step, wall_time=1.0 + step, summary=summary))
     writer.close()
 
 
@@ -210,7 +213,8 @@ def hostile_and_load(tmp: Path, clients: int, seconds: float) -> None:
             elapsed = time.monotonic() - start
             ordered = sorted(latencies)
             p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-            print(f"{loader:28s} load: {clients} clients x {elapsed:.0f} s, {len(latencies)} requests "
+            print(f"{loader:28s} load: {clients} clients x {elapsed:.0f} s, "
+                  f"{len(latencies)} requests "
                   f"({len(latencies) / elapsed:.0f}/s), p50 {common.ms(common.median(latencies))}, "
                   f"p99 {common.ms(p99)}, errors {errors[0]}, memory {rss_before:.0f} -> "
                   f"{rss_kib(tb.proc.pid) / 1024:.0f} MiB (with children)")
@@ -243,8 +247,9 @@ def main(argv=None) -> None:
             return
         start = time.perf_counter()
         write_logdir(tmp / "logs", args.steps)
+        size = common.event_bytes(str(tmp / "logs" / "big")) >> 20
         print(f"wrote {args.steps} steps of a {CHANNELS}-feature linear layer in "
-              f"{time.perf_counter() - start:.0f} s ({common.event_bytes(str(tmp / 'logs' / 'big')) >> 20} MiB)")
+              f"{time.perf_counter() - start:.0f} s ({size} MiB)")
         baseline = tmp / "baseline"
         baseline.mkdir()
         archive = args.baseline and subprocess.run(
@@ -268,7 +273,8 @@ def main(argv=None) -> None:
                 finally:
                     tb.stop()
                 r = results[name]
-                print(f"{loader:28s} {name:18s} peak growth: tensorboard {r['growth_tb_mib']:7.1f} MiB, "
+                print(f"{loader:28s} {name:18s} peak growth: "
+                      f"tensorboard {r['growth_tb_mib']:7.1f} MiB, "
                       f"with children {r['growth_all_mib']:7.1f} MiB; first {r['first_s']:.2f} s, "
                       f"median {r['median_s']:.2f} s, worst {r['worst_s']:.2f} s")
             if not args.baseline:

@@ -101,7 +101,9 @@ def parse_plugin_metadata(content: bytes) -> PluginMetadata:
     if not content:
         return PluginMetadata(version=1)
     if len(content) > _MAX_CONTENT_BYTES:
-        raise ValueError(f"plugin metadata has {len(content)} bytes, more than {_MAX_CONTENT_BYTES}")
+        raise ValueError(
+            f"plugin metadata has {len(content)} bytes, more than {_MAX_CONTENT_BYTES}"
+        )
     try:
         message = json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:

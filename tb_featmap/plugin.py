@@ -388,7 +388,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         with self._lock:
             bad = dict(self._bad_steps.get((experiment, run, tag), {}))
             series = self._series_cache.get((experiment, run, tag), {})
-        return [step for step, wall in bad.items() if step in series and series[step].wall_time == wall]
+        return [s for s, wall in bad.items() if s in series and series[s].wall_time == wall]
 
     def _series_ok(self, run, tag, content) -> bool:
         try:

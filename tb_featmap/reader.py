@@ -395,7 +395,9 @@ def _check_steps(step: StepArg) -> Optional[set]:
 
 
 def _listing(names: list) -> str:
-    shown = ", ".join(_series.show_name(n) if isinstance(n, str) else str(n) for n in names[:_SHOWN])
+    shown = ", ".join(
+        _series.show_name(n) if isinstance(n, str) else str(n) for n in names[:_SHOWN]
+    )
     more = f", ... ({len(names)} in all)" if len(names) > _SHOWN else ""
     return f"{shown}{more}" if names else "(none)"
 
@@ -409,6 +411,7 @@ def _warn_once(warned: set, kind: str, message: str) -> None:
 def _warn_step(warned: set, run: str, tag: str, error: "_series.StepError") -> None:
     where = f"{_series.show_name(run)}/{_series.show_name(tag)}"
     if error.newer:
-        _warn_once(warned, "newer", f"tb_featmap: skipping steps of a newer format, first {where} {error}")
+        kind, what = "newer", "steps of a newer format"
     else:
-        _warn_once(warned, "damaged", f"tb_featmap: skipping unreadable steps, first {where} {error}")
+        kind, what = "damaged", "unreadable steps"
+    _warn_once(warned, kind, f"tb_featmap: skipping {what}, first {where} {error}")
