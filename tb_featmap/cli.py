@@ -8,7 +8,8 @@
 
 Reads through ``tb_featmap.reader`` and draws with ``tb_featmap.render``, the same colours and
 normalisations as the Feature Maps tab. Imports no torch. Errors are one line on stderr and
-exit code 2.
+exit code 2. Run and layer names are shown escaped (``_series.show_name``): a bidi control or
+an invisible character in a name appears as ``\u202e`` and the like, never as itself.
 """
 
 import argparse
@@ -19,13 +20,14 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from tb_featmap import __version__, _fs, render
+from tb_featmap import __version__, _fs, _series, render
 from tb_featmap.reader import FeatureMapReader, LayerInfo
 
 __all__ = ["main"]
 
 _PROG = "tb-featmap"
 _MIN_CELL = 16  # the default --scale makes each map at least this many pixels wide or high
+_name = _series.show_name  # how a run or layer name appears in any message
 
 
 class _UsageError(Exception):
@@ -96,15 +98,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _ls(args) -> int:
     layers = _open(args.logdir).layers()
-    if args.json:
-        print(json.dumps([_describe(info) for info in layers], indent=2))
+    if args.json:  # JSON escapes nothing that matters here: names stay exact
+        print(json.dumps([info.as_dict() for info in layers], indent=2))
     elif layers:
         rows = [("RUN", "LAYER", "LAYOUT", "SHAPE", "STORED", "ENCODING", "STEPS", "RANGE")]
         for info in layers:
-            d = _describe(info)
+            d = info.as_dict()
             rows.append((
-                d["run"], d["layer"], str(d["layout"]), _dims(d["shape"]), _dims(d["stored"]),
-                d["encoding"], str(d["steps"]), f"{d['first_step']}..{d['last_step']}",
+                _name(d["run"], quote=False), _name(d["layer"], quote=False),
+                str(d["layout"]), _dims(d["shape"]), _dims(d["stored"]), d["encoding"],
+                str(d["steps"]), f"{d['first_step']}..{d['last_step']}",
             ))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
@@ -113,22 +116,6 @@ def _ls(args) -> int:
         print(f"{_PROG}: no feature maps in {args.logdir!r}", file=sys.stderr)
         return 1
     return 0
-
-
-def _describe(info: LayerInfo) -> dict:
-    header = info.header
-    return {
-        "run": info.run,
-        "layer": info.layer,
-        "tag": info.tag,
-        "layout": header.get("layout"),
-        "shape": header.get("shape"),
-        "stored": header["stored"],
-        "encoding": header["encoding"],
-        "steps": len(info.steps),
-        "first_step": info.steps[0],
-        "last_step": info.steps[-1],
-    }
 
 
 def _dims(shape) -> str:
@@ -162,7 +149,8 @@ def _export(args) -> int:
     stored = info.header["stored"]
     if args.sample >= stored[0]:
         raise _UsageError(
-            f"--sample {args.sample} is not stored; layer {info.layer!r} has samples 0..{stored[0] - 1}"
+            f"--sample {args.sample} is not stored; layer {_name(info.layer)} has samples "
+            f"0..{stored[0] - 1}"
         )
     fixed = None
     if args.norm == "fixed":
@@ -183,7 +171,9 @@ def _export(args) -> int:
         progress.update()
     progress.close()
     if not frames:
-        raise _UsageError(f"no readable step of layer {info.layer!r} among the steps asked for")
+        raise _UsageError(
+            f"no readable step of layer {_name(info.layer)} among the steps asked for"
+        )
 
     images = [image_module.fromarray(frame) for frame in _same_size(frames)]
     try:
@@ -198,7 +188,8 @@ def _export(args) -> int:
         raise _UsageError(f"cannot write {args.output!r}: {e}") from None
     what = f"step {steps[0]}" if len(frames) == 1 else f"{len(frames)} steps"
     if not args.quiet:
-        print(f"wrote {args.output} ({info.run}/{info.layer}, {what})", file=sys.stderr)
+        where = f"{_name(info.run)}/{_name(info.layer)}"
+        print(f"wrote {args.output} ({where}, {what})", file=sys.stderr)
     return 0
 
 
@@ -214,17 +205,21 @@ def _pick_layer(reader: FeatureMapReader, run: Optional[str], layer: Optional[st
             raise _UsageError(f"several runs; pick one with --run: {_names(runs)}")
         run = runs[0]
     elif run not in runs:
-        raise _UsageError(f"unknown run {run!r}; valid runs: {_names(runs)}")
+        raise _UsageError(f"unknown run {_name(run)}; valid runs: {_names(runs)}")
     layers = reader.layers(run)
     names = [info.layer for info in layers]
     if layer is None:
         if len(layers) != 1:
-            raise _UsageError(f"run {run!r} has several layers; pick one with --layer: {_names(names)}")
+            raise _UsageError(
+                f"run {_name(run)} has several layers; pick one with --layer: {_names(names)}"
+            )
         return layers[0]
     for info in layers:
         if layer in (info.layer, info.tag):
             return info
-    raise _UsageError(f"unknown layer {layer!r} in run {run!r}; valid layers: {_names(names)}")
+    raise _UsageError(
+        f"unknown layer {_name(layer)} in run {_name(run)}; valid layers: {_names(names)}"
+    )
 
 
 def _pick_steps(info: LayerInfo, step: Optional[int], steps: Optional[str]) -> List[int]:
@@ -234,7 +229,7 @@ def _pick_steps(info: LayerInfo, step: Optional[int], steps: Optional[str]) -> L
             return [kept[-1]]
         if step not in kept:
             raise _UsageError(
-                f"unknown step {step} of layer {info.layer!r}; valid steps: {_steps(kept)}"
+                f"unknown step {step} of layer {_name(info.layer)}; valid steps: {_steps(kept)}"
             )
         return [step]
     if steps == "all":
@@ -246,7 +241,8 @@ def _pick_steps(info: LayerInfo, step: Optional[int], steps: Optional[str]) -> L
     chosen = [s for s in kept if first <= s <= last]
     if not chosen:
         raise _UsageError(
-            f"no kept step of layer {info.layer!r} in {first}..{last}; valid steps: {_steps(kept)}"
+            f"no kept step of layer {_name(info.layer)} in {first}..{last}; "
+            f"valid steps: {_steps(kept)}"
         )
     return chosen
 
@@ -285,7 +281,7 @@ def _pillow():
 
 
 def _names(names: List[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:20])
+    shown = ", ".join(_name(n) for n in names[:20])
     return shown + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
 
 

@@ -7,6 +7,7 @@ The metadata ``content`` is a small JSON message whose first field is ``version`
 
     {"version": 1}
 
+The version is ``payload.FORMAT_VERSION``, the one version number of the format.
 Versions this reader knows: 1. A reader that meets a newer version skips the series and
 warns once (see ``parse_plugin_metadata``). Per-step facts (shape, scales, statistics) are
 not stored here: TensorBoard keeps only the first metadata of a tag, so they travel in the
@@ -14,10 +15,14 @@ data itself (see ``tb_featmap/payload.py``).
 """
 
 import json
+import warnings
+
+from tensorboard.compat.proto import summary_pb2
+
+from tb_featmap import payload
 
 __all__ = [
     "PLUGIN_NAME",
-    "PROTOCOL_VERSION",
     "TAG_NAMESPACE",
     "PluginMetadata",
     "create_summary_metadata",
@@ -28,14 +33,12 @@ __all__ = [
 
 PLUGIN_NAME = "feature_maps"
 
-# The newest format this code writes and reads. Bump it when the payload changes in a way
-# that old readers cannot handle; old versions are migrated in `parse_plugin_metadata`.
-PROTOCOL_VERSION = 1
-
 # Every tag this plugin writes starts with this, so that a layer called "loss" can never
 # collide with a scalar called "loss" in the same run: TensorBoard keeps one metadata per
 # tag, and the first writer of a tag would win.
 TAG_NAMESPACE = "feature_maps/"
+
+_MAX_CONTENT_BYTES = 4096  # the writer's content is 14 bytes
 
 
 class PluginMetadata:
@@ -50,21 +53,27 @@ class PluginMetadata:
         return f"PluginMetadata(version={self.version})"
 
 
-def create_summary_metadata(summary_pb2, *, description: str = ""):
+def create_summary_metadata(*deprecated, description: str = "") -> summary_pb2.SummaryMetadata:
     """Build a ``SummaryMetadata`` proto for a feature-map series.
 
     Args:
-        summary_pb2: The ``summary_pb2`` module of the writer in use. TensorBoard's
-            (``tensorboard.compat.proto``) and tensorboardX's (``tensorboardX.proto``)
-            are distinct classes with the same fields.
         description: Optional description shown by TensorBoard.
 
     Returns:
-        A ``SummaryMetadata`` with ``plugin_data`` and an explicit ``data_class``
-        of blob sequence. Without ``data_class``, TensorBoard 2.x shows nothing for a
-        third-party plugin.
+        A ``SummaryMetadata`` with ``plugin_data`` (``{"version": FORMAT_VERSION}``) and an
+        explicit ``data_class`` of blob sequence. Without ``data_class``, TensorBoard 2.x
+        shows nothing for a third-party plugin.
+
+    The ``summary_pb2`` module that 0.1.0 took as first argument is no longer needed: it is
+    ignored, with a ``DeprecationWarning``.
     """
-    content = json.dumps({"version": PROTOCOL_VERSION}).encode("utf-8")
+    if deprecated:
+        warnings.warn(
+            "create_summary_metadata no longer takes a summary_pb2 module; drop the argument",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    content = json.dumps({"version": payload.FORMAT_VERSION}).encode("utf-8")
     return summary_pb2.SummaryMetadata(
         summary_description=description,
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
@@ -91,13 +100,18 @@ def parse_plugin_metadata(content: bytes) -> PluginMetadata:
         raise TypeError(f"content must be bytes, got {type(content).__name__}")
     if not content:
         return PluginMetadata(version=1)
+    if len(content) > _MAX_CONTENT_BYTES:
+        raise ValueError(
+            f"plugin metadata has {len(content)} bytes, more than {_MAX_CONTENT_BYTES}"
+        )
     try:
         message = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"plugin metadata is not JSON: {e}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"plugin metadata is not JSON: {str(e):.80}") from None
     version = message.get("version") if isinstance(message, dict) else None
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"plugin metadata has no valid 'version': {message!r:.80}")
+        what = type(version).__name__ if isinstance(version, (list, dict)) else f"{version!r:.40}"
+        raise ValueError(f"plugin metadata has no valid 'version': {what}")
     return PluginMetadata(version=version)
 
 
@@ -109,3 +123,16 @@ def make_tag(name: str, prefix: str = "") -> str:
 def layer_name(tag: str) -> str:
     """The inverse of ``make_tag``: the name a user gave, with its prefix."""
     return tag[len(TAG_NAMESPACE):] if tag.startswith(TAG_NAMESPACE) else tag
+
+
+def __getattr__(name: str):
+    # 0.1.0 had the format version under a second name here.
+    if name == "PROTOCOL_VERSION":
+        warnings.warn(
+            "tb_featmap.metadata.PROTOCOL_VERSION is deprecated; use "
+            "tb_featmap.payload.FORMAT_VERSION",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return payload.FORMAT_VERSION
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,12 +8,12 @@ JSON are documented in ``http_api.md`` beside this file.
 import collections
 import concurrent.futures
 import io
+import itertools
 import logging
 import math
 import threading
-import warnings
 from importlib import resources
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from werkzeug import wrappers
@@ -23,7 +23,7 @@ from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 
-from tb_featmap import _crc, metadata, payload
+from tb_featmap import _crc, _series, metadata, payload
 
 __all__ = ["FeatureMapsLoader", "FeatureMapsPlugin", "DEFAULT_SAMPLES"]
 
@@ -33,11 +33,18 @@ logger = logging.getLogger(__name__)
 # to scrub every logged step of an ordinary run; TensorBoard holds them in memory, so a run
 # costs about DEFAULT_SAMPLES x (bytes per step of a layer) per layer. `0` keeps all.
 DEFAULT_SAMPLES = 1000
-_ALL = 2**31 - 1  # what `0` ("keep all") means when asking the data provider
 _MAX_ARG_LENGTH = 4096
 _CACHED_SERIES = 64
-_STEP_CACHE_BYTES = 64 << 20
-_HEADER_TRIES = 16  # steps _tag_info tries, newest first, for a readable header
+# Headers and statistics of steps, remembered for /stats and /maps; a step of more than
+# _CACHED_STEP_BYTES (a layer of over ~20,000 maps) is not: too few would fit to help.
+_STEP_CACHE_BYTES = 32 << 20
+_CACHED_STEP_BYTES = _STEP_CACHE_BYTES // 64
+# /stats reads up to _STATS_WINDOW steps at once, fewer when their statistics are large: at
+# most _STATS_BYTES_IN_FLIGHT of them (but always one step). Each thread that touches a
+# large blob keeps its own malloc arena, so parallel reads of large steps cost memory.
+_STATS_WINDOW = 8
+_STATS_BYTES_IN_FLIGHT = 2 << 20
+_BAD_LAYERS = 256  # layers whose unreadable steps are remembered
 _ONE_YEAR = 365 * 24 * 3600
 _CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
@@ -64,22 +71,28 @@ class FeatureMapsLoader(base_plugin.TBLoader):
 
 
 class FeatureMapsPlugin(base_plugin.TBPlugin):
-    """Serves feature-map summaries to the Feature Maps tab."""
+    """Serves feature-map summaries to the Feature Maps tab: routes and their caches.
+
+    How a step is read and judged is decided in ``tb_featmap/_series.py``.
+    """
 
     plugin_name = metadata.PLUGIN_NAME
 
     def __init__(self, context):
         self._data_provider = context.data_provider
         hint = (context.sampling_hints or {}).get(self.plugin_name, DEFAULT_SAMPLES)
-        self._samples = hint
-        self._downsample = hint or _ALL
+        self._downsample = hint or _series.ALL
         self._series_cache: "collections.OrderedDict" = collections.OrderedDict()
         self._step_cache: "collections.OrderedDict" = collections.OrderedDict()
         self._step_cache_bytes = 0
         self._tag_cache: Dict[tuple, tuple] = {}
+        # (experiment, run, tag) -> {step: wall time} of steps found unreadable.
+        self._bad_steps: "collections.OrderedDict" = collections.OrderedDict()
         # Two pools, so that a long /stats never queues ahead of the blobs of a /maps.
         self._pool = concurrent.futures.ThreadPoolExecutor(12, thread_name_prefix="feature_maps_blobs")
-        self._stats_pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="feature_maps_stats")
+        self._stats_pool = concurrent.futures.ThreadPoolExecutor(
+            _STATS_WINDOW, thread_name_prefix="feature_maps_stats"
+        )
         self._lock = threading.Lock()
         self._warned = set()
         self._static = _static_files()
@@ -107,6 +120,8 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
     @wrappers.Request.application
     def _serve_static(self, request):
         name = request.path.rsplit("/", 1)[-1]
+        if name not in self._static:  # `index.js/`: TensorBoard routes it here too
+            raise errors.NotFoundError(f"no such file: {_quote(request.path)}")
         body, content_type = self._static[name]
         return http_util.Respond(request, body, content_type)
 
@@ -141,7 +156,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         ctx, experiment = _context(request)
         run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
         sample = _int_arg(request, "sample", required=False) or 0
-        body = self._stats_impl(ctx, experiment, run, tag, sample)
+        body = _json_arrays(self._stats_impl(ctx, experiment, run, tag, sample))
         return http_util.Respond(request, body, "application/json")
 
     @wrappers.Request.application
@@ -164,7 +179,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         """
         ctx, experiment = _context(request)
         run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
-        step = _int_arg(request, "step")
+        step = _int_arg(request, "step", signed=True)  # TensorBoard lists negative steps
         wall_time = _float_arg(request, "wall_time", required=False)
         datum = self._datum(ctx, experiment, run, tag, step)
         if wall_time is not None and wall_time != datum.wall_time:
@@ -181,86 +196,82 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         result = {}
         for run, tags in mapping.items():
             for tag, series_meta in tags.items():
-                if not self._version_ok(run, tag, series_meta.plugin_content):
+                if not self._series_ok(run, tag, series_meta.plugin_content):
                     continue
                 # Re-describe a layer only when TensorBoard has loaded something new for it.
                 version = (series_meta.max_step, series_meta.max_wall_time)
                 cached = self._tag_cache.get((experiment, run, tag))
                 if cached is not None and cached[0] == version:
-                    info = cached[1]
+                    described = cached[1]
                 else:
-                    info = self._tag_info(ctx, experiment, run, tag)
-                    self._tag_cache[(experiment, run, tag)] = (version, info)
-                if info is not None:
-                    result.setdefault(run, {})[tag] = info
+                    described = self._newest_header(ctx, experiment, run, tag)
+                    self._tag_cache[(experiment, run, tag)] = (version, described)
+                if described is not None:
+                    steps, header = described
+                    skipped = self._bad(experiment, run, tag)
+                    info = _series.describe_layer(run, tag, steps, header, skipped)
+                    result.setdefault(run, {})[tag] = self._tag_json(info)
         return result
 
-    def _tag_info(self, ctx, experiment, run, tag) -> Optional[dict]:
-        series = self._read_series(ctx, experiment, run, tag)
-        if not series:
-            return None
-        last_step = max(series)
-        # The newest step that decodes describes the layer: one damaged step (say, of a
-        # newer version) does not hide the others. Bounded, so that a wholly unreadable
-        # series costs a few blob reads, not thousands.
-        newest_first = sorted(series, reverse=True)[:_HEADER_TRIES]
-        header = next(
-            (h for h in (self._header(ctx, run, tag, series[s]) for s in newest_first) if h),
-            None,
-        )
-        if header is None:
-            return None
-        return {
-            "layer": metadata.layer_name(tag),
-            "layout": header.get("layout"),
-            "shape": header.get("shape"),
-            "stored": header["stored"],
-            "dtype": header.get("dtype"),
-            "encoding": header["encoding"],
-            "downsample": header.get("downsample", 1),
-            "dropped": header.get("dropped", {}),
-            "steps": len(series),
-            "logged": max(len(series), int(header.get("seq", 0)) + 1),
-            "maxStep": last_step,
-            "samplesFlag": f"--samples_per_plugin={self.plugin_name}=0",
-        }
+    def _tag_json(self, info: _series.LayerInfo) -> dict:
+        """A LayerInfo as `tags` serves it: the keys the tab reads (see http_api.md)."""
+        fields = info.as_dict()
+        for name in ("run", "tag", "first_step", "last_step"):
+            del fields[name]
+        fields["maxStep"] = info.steps[-1]
+        fields["samplesFlag"] = f"--samples_per_plugin={self.plugin_name}=0"
+        return fields
+
+    def _newest_header(self, ctx, experiment, run, tag) -> Optional[Tuple[tuple, dict]]:
+        """(kept steps, header of the newest step that decodes), or None if none does."""
+        try:
+            series = self._read_series(ctx, experiment, run, tag)
+        except errors.NotFoundError:
+            return None  # gone since it was listed
+
+        def read_header(datum):
+            key = (experiment, run, tag, datum.step, datum.wall_time)
+            with self._lock:
+                meta = self._step_cache.get(key)
+                known_bad = self._bad_steps.get(key[:3], {}).get(datum.step) == datum.wall_time
+            if meta is not None:
+                return meta.header
+            if known_bad:
+                raise _series.StepError(datum.step, "unreadable (seen before)")
+            read = lambda ref: self._data_provider.read_blob(ctx, blob_key=ref.blob_key)
+            return _series.decode_step(datum.step, _series.read_blobs(datum, 1, read)).header
+
+        datum, header, failed = _series.newest_readable(list(series.values()), read_header)
+        for error in failed:
+            self._step_failed(experiment, run, tag, series[error.step], error)
+        return None if header is None else (tuple(series), header)
 
     def _stats_impl(self, ctx, experiment, run, tag, sample) -> dict:
         series = self._read_series(ctx, experiment, run, tag)
-        per_step = []
-        samples = 0
+        reducer = _series.StatsReducer(sample)
+
         def step_stats(datum):
             return self._step_stats(ctx, experiment, run, tag, datum)
 
-        for stats in self._stats_pool.map(step_stats, series.values()):
-            if stats is None:
-                continue
-            samples = max(samples, stats.shape[0])
-            if sample >= stats.shape[0]:
-                continue  # a step logged with fewer samples (max_samples changed on a restart)
-            if per_step and stats.shape[1] != per_step[0].shape[0]:
-                continue  # the channel count changed (a new run under an old name)
-            per_step.append(stats[sample])
-        if not per_step:
-            if samples:
-                raise errors.NotFoundError(f"sample {sample} not stored; this layer has {samples}")
+        # A few steps at a time, each reduced as it arrives: memory stays O(channels).
+        data, window = iter(list(series.values())), 1
+        while True:
+            chunk = list(itertools.islice(data, window))
+            if not chunk:
+                break
+            for stats in self._stats_pool.map(step_stats, chunk):
+                if stats is not None:
+                    reducer.add(stats)
+                    fit = _STATS_BYTES_IN_FLIGHT // max(1, stats.nbytes)
+                    window = max(1, min(_STATS_WINDOW, fit))
+        result = reducer.result()
+        if result is None:
+            if reducer.samples:
+                raise errors.NotFoundError(
+                    f"sample {sample} not stored; this layer has {reducer.samples}"
+                )
             raise errors.NotFoundError("no readable steps")
-        stacked = np.stack(per_step).astype(np.float64)  # [steps, C, fields]
-        field = {name: stacked[:, :, i] for i, name in enumerate(payload.STAT_FIELDS)}
-        # np.nanmin and friends warn on all-NaN columns, which are expected here.
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return {
-                "steps": len(per_step),
-                "channels": stacked.shape[1],
-                "min": _json_floats(np.nanmin(field["min"], axis=0)),
-                "max": _json_floats(np.nanmax(field["max"], axis=0)),
-                "mean": _json_floats(np.nanmean(field["mean"], axis=0)),
-                "std": _json_floats(np.sqrt(np.nanmean(field["std"] ** 2, axis=0))),
-                "zero_fraction": _json_floats(field["zero_fraction"].mean(axis=0)),
-                "nonfinite": [int(v) for v in field["nonfinite"].sum(axis=0)],
-                "dead": [bool(v) for v in (field["zero_fraction"] == 1).all(axis=0)],
-            }
+        return result
 
     # --- data access --------------------------------------------------------------------
 
@@ -299,36 +310,22 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         """Blobs `start` to `count - 1` of a step. `parallel` reads them at once: the Rust
         data server often takes ~40 ms on loopback to send a blob (depending on its size,
         not in proportion to it), so a step's blobs cost one such wait instead of several.
-        Not for use inside a pool task."""
-        if len(datum.values) < count:
-            raise errors.NotFoundError(f"step {datum.step} has {len(datum.values)} blobs, expected 3")
+        Not for use inside a pool task.
 
+        Raises:
+            _series.StepError: If the step cannot be read.
+        """
         def read(ref):
             return self._data_provider.read_blob(ctx, blob_key=ref.blob_key)
 
-        try:
-            if parallel:
-                return list(self._pool.map(read, datum.values[start:count]))
-            return [read(ref) for ref in datum.values[start:count]]
-        except (IndexError, TypeError, ValueError) as e:
-            # The Python data provider fails this way on a tensor that is not a 1-D string
-            # tensor, which any tool can write under this plugin's name.
-            raise errors.NotFoundError(f"step {datum.step} cannot be read: {type(e).__name__}")
-        except errors.InvalidArgumentError:
-            # TensorBoard's Rust data server cannot parse its own blob keys when the run or
-            # tag name holds a character that JSON escapes (a quote, a backslash, a control
-            # character). The Python loader can.
-            raise errors.NotFoundError(
-                f"step {datum.step} cannot be read: the data server rejects this run or tag "
-                "name (a quote, backslash or control character); use --load_fast=false"
-            )
+        map_fn = self._pool.map if parallel else map
+        return _series.read_blobs(datum, count, read, start=start, map_fn=map_fn)
 
     def _step_stats(self, ctx, experiment, run, tag, datum) -> Optional[np.ndarray]:
         """One step's statistics, or None (warned once) if the step cannot be read."""
         try:
             return self._step(ctx, experiment, run, tag, datum)[0].stats
-        except errors.NotFoundError as e:
-            self._warn_once((run, tag, "stats"), "skipping unreadable step of %r/%r: %s", run, tag, e)
+        except errors.NotFoundError:
             return None
 
     def _step(self, ctx, experiment, run, tag, datum, with_data=False):
@@ -346,15 +343,22 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             meta = self._step_cache.get(key)
             if meta is not None:
                 self._step_cache.move_to_end(key)
-        if meta is not None:
-            data_blob = self._read_blobs(ctx, datum, 3, start=2)[0] if with_data else None
-            return meta, data_blob
-        blobs = self._read_blobs(ctx, datum, 3 if with_data else 2, parallel=with_data)
         try:
-            header = payload.decode_header(blobs[0])
-            meta = _StepMeta(header, payload.decode_stats(header, blobs[1]), blobs[0], blobs[1])
-        except payload.PayloadError as e:
-            raise errors.NotFoundError(f"step {datum.step} cannot be read: {e}")
+            if meta is not None:
+                data_blob = self._read_blobs(ctx, datum, 3, start=2)[0] if with_data else None
+                return meta, data_blob
+            blobs = self._read_blobs(ctx, datum, 3 if with_data else 2, parallel=with_data)
+            step = _series.decode_step(datum.step, blobs[:2])
+        except _series.StepError as error:
+            # Remembered for /tags' `skipped` when its header or statistics are at fault; a
+            # step with those but no data blob still counts for /stats.
+            if meta is None and not (with_data and len(datum.values) == 2):
+                self._step_failed(experiment, run, tag, datum, error)
+            raise errors.NotFoundError(str(error))
+        # The header as checked (only known fields), re-encoded: it is what /maps sends.
+        meta = _StepMeta(step.header, step.stats, payload.encode_header(step.header), blobs[1])
+        if meta.nbytes > _CACHED_STEP_BYTES:
+            return meta, (blobs[2] if with_data else None)
         with self._lock:
             self._step_cache[key] = meta
             self._step_cache_bytes += meta.nbytes
@@ -362,28 +366,36 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
                 self._step_cache_bytes -= self._step_cache.popitem(last=False)[1].nbytes
         return meta, (blobs[2] if with_data else None)
 
-    def _header(self, ctx, run, tag, datum) -> Optional[dict]:
-        try:
-            (blob,) = self._read_blobs(ctx, datum, 1)
-            return payload.decode_header(blob)
-        except (payload.PayloadError, errors.NotFoundError) as e:
-            self._warn_once((run, tag, "header"), "skipping %r/%r: %s", run, tag, e)
-            return None
-
-    def _version_ok(self, run, tag, content) -> bool:
-        try:
-            version = metadata.parse_plugin_metadata(content).version
-        except ValueError as e:
-            self._warn_once((run, tag, "metadata"), "skipping %r/%r: %s", run, tag, e)
-            return False
-        if version > metadata.PROTOCOL_VERSION:
+    def _step_failed(self, experiment, run, tag, datum, error: _series.StepError) -> None:
+        """Remember an unreadable step (for `skipped` in /tags) and warn once per layer."""
+        with self._lock:
+            layer = self._bad_steps.setdefault((experiment, run, tag), {})
+            self._bad_steps.move_to_end((experiment, run, tag))
+            layer[datum.step] = datum.wall_time
+            while len(self._bad_steps) > _BAD_LAYERS:
+                self._bad_steps.popitem(last=False)
+        if error.newer:
             self._warn_once(
-                ("version", version),
-                "skipping feature maps of format version %d (this reader knows up to %d); "
-                "upgrade tb_featmap",
-                version,
-                metadata.PROTOCOL_VERSION,
+                ("newer", run, tag), "skipping steps of %r/%r of a newer format: %s", run, tag,
+                error,
             )
+        else:
+            self._warn_once(("step", run, tag), "skipping unreadable steps of %r/%r, first %s",
+                            run, tag, error)
+
+    def _bad(self, experiment, run, tag) -> list:
+        """The steps of a layer found unreadable whose data has not changed since."""
+        with self._lock:
+            bad = dict(self._bad_steps.get((experiment, run, tag), {}))
+            series = self._series_cache.get((experiment, run, tag), {})
+        return [s for s, wall in bad.items() if s in series and series[s].wall_time == wall]
+
+    def _series_ok(self, run, tag, content) -> bool:
+        try:
+            _series.check_series(content)
+        except _series.SeriesSkipped as e:
+            key = ("newer",) if e.newer else (run, tag, "metadata")
+            self._warn_once(key, "skipping %r/%r (and any other series like it): %s", run, tag, e)
             return False
         return True
 
@@ -435,12 +447,14 @@ def _string_arg(request, name: str, required: bool = True) -> Optional[str]:
     return value
 
 
-def _int_arg(request, name: str, required: bool = True) -> Optional[int]:
+def _int_arg(request, name: str, required: bool = True, signed: bool = False) -> Optional[int]:
     value = _string_arg(request, name, required)
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
-        raise errors.InvalidArgumentError(f"{name} must be a non-negative integer")
+    digits = value[1:] if signed and value.startswith("-") else value
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+        kind = "an integer" if signed else "a non-negative integer"
+        raise errors.InvalidArgumentError(f"{name} must be {kind}")
     return int(value)
 
 
@@ -457,13 +471,34 @@ def _float_arg(request, name: str, required: bool = True) -> Optional[float]:
     return number
 
 
+def _json_arrays(fields: dict) -> bytes:
+    """JSON of a dict of numbers and numpy arrays, written as `http_util.Respond` writes
+    lists of floats (NaN and infinities as the strings "NaN", "Infinity", "-Infinity") but
+    without building a Python list, and TensorBoard's cleansed copy of it, for each array:
+    /stats of a 65,536-channel layer stays a few MiB."""
+    parts = []
+    for key, value in fields.items():
+        if isinstance(value, np.ndarray) and value.dtype == bool:
+            text = ",".join(np.where(value, "true", "false").tolist())
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "iu":
+            text = ",".join(map(str, value.tolist()))
+        elif isinstance(value, np.ndarray):
+            text = ",".join(map(_json_float, value.tolist()))
+        else:
+            parts.append(f'"{key}":{int(value)}')
+            continue
+        parts.append(f'"{key}":[{text}]')
+    return ("{" + ",".join(parts) + "}").encode("ascii")
+
+
+def _json_float(value: float) -> str:
+    if math.isfinite(value):
+        return repr(value)
+    return '"NaN"' if value != value else ('"Infinity"' if value > 0 else '"-Infinity"')
+
+
 def _quote(name: str) -> str:
     return repr(name if len(name) <= 100 else name[:100] + "...")
-
-
-def _json_floats(values: np.ndarray):
-    # http_util.Respond writes NaN as "NaN" safely; plain floats keep the JSON small.
-    return [float(v) for v in values]
 
 
 class _StepMeta:
@@ -477,4 +512,4 @@ class _StepMeta:
 
     @property
     def nbytes(self) -> int:
-        return len(self.header_blob) + len(self.stats_blob) + self.stats.nbytes
+        return 2 * len(self.header_blob) + len(self.stats_blob)  # stats is a view of its blob

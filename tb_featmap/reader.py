@@ -1,29 +1,28 @@
 """Read feature maps from event files in Python, without starting a TensorBoard server.
 
-Reads through TensorBoard's own loading code (``EventMultiplexer`` and its
-``MultiplexerDataProvider``, the ``--load_fast=false`` path), keeping every step, and decodes
-with ``tb_featmap.payload``. Imports no torch: it works wherever TensorBoard does.
+Reads through TensorBoard's own loading code (the ``EventMultiplexer`` of the
+``--load_fast=false`` path), keeping every step, and judges and decodes each step through
+``tb_featmap/_series.py``, as the plugin does. A step logged twice (a run restarted from an
+older checkpoint) is read as TensorBoard's default loader serves it: the newer writer's data
+(see ``_series.follow_restarts``). Imports no torch: it works wherever TensorBoard does.
 """
 
 import dataclasses
 import os
 import warnings
 from collections.abc import Collection
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from tensorboard import context, errors
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard.data import provider
+from tensorboard.backend.event_processing import plugin_event_multiplexer
+from tensorboard.compat.proto import summary_pb2, types_pb2
 
-from tb_featmap import _crc, _fs, metadata, payload
+from tb_featmap import _crc, _fs, _series, metadata, payload
+from tb_featmap._series import LayerInfo
 
 __all__ = ["FeatureMapRecord", "LayerInfo", "FeatureMapReader", "read", "to_dataframe"]
 
-_ALL = 2**31 - 1  # "every step" for the data provider's `downsample`
-_EXPERIMENT = ""  # the multiplexer provider serves a single, unnamed experiment
-_HEADER_TRIES = 16  # steps LayerInfo tries, newest first, for a readable header
 _SHOWN = 20  # names or steps listed in an error message
 
 StepArg = Union[None, int, Collection]
@@ -58,23 +57,12 @@ class FeatureMapRecord:
     header: Mapping[str, Any]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class LayerInfo:
-    """What one run holds for one layer.
+class _Datum(NamedTuple):
+    """One step of a series as the multiplexer loaded it; ``values`` are its blobs."""
 
-    Attributes:
-        run: The run.
-        layer: The layer name (the tag without ``feature_maps/``).
-        tag: The full tag.
-        steps: Every kept step, ascending.
-        header: The header of the newest step that decodes (shapes, layout, encoding).
-    """
-
-    run: str
-    layer: str
-    tag: str
-    steps: Tuple[int, ...]
-    header: Mapping[str, Any]
+    step: int
+    wall_time: float
+    values: Tuple[bytes, ...]
 
 
 class FeatureMapReader:
@@ -113,13 +101,11 @@ class FeatureMapReader:
         _fs.check_logdir(path)
         self.logdir = path
         _crc.install_for_reader()  # 0.3 s per MB read otherwise
-        multiplexer = plugin_event_multiplexer.EventMultiplexer(
+        self._multiplexer = plugin_event_multiplexer.EventMultiplexer(
             tensor_size_guidance={metadata.PLUGIN_NAME: 0}
         )
-        multiplexer.AddRunsFromDirectory(path)
-        multiplexer.Reload()
-        self._provider = data_provider.MultiplexerDataProvider(multiplexer, path)
-        self._ctx = context.RequestContext()
+        self._multiplexer.AddRunsFromDirectory(path)
+        self._multiplexer.Reload()
         self._series = self._list_series()
 
     def runs(self) -> List[str]:
@@ -134,8 +120,9 @@ class FeatureMapReader:
             layer: Only this layer name (or full tag). Default: all.
 
         Returns:
-            ``LayerInfo`` records sorted by run, then tag. A layer none of whose last 16
-            steps decodes is left out.
+            ``LayerInfo`` records sorted by run, then tag. A layer none of whose steps
+            decodes is left out. ``skipped`` lists the steps newer than the describing one
+            that did not decode.
 
         Raises:
             TypeError: If ``run`` or ``layer`` is not a str.
@@ -145,14 +132,18 @@ class FeatureMapReader:
         warned: set = set()
         result = []
         for (run_name, tag), data in self._read_series(self._select(run, layer)).items():
-            newest_first = sorted(data, key=lambda d: d.step, reverse=True)[:_HEADER_TRIES]
-            for datum in newest_first:
-                blobs = self._blobs(datum, 1, run_name, tag, warned)
-                decoded = blobs and self._decode(blobs, run_name, tag, datum.step, warned)
-                if decoded:
-                    steps = tuple(d.step for d in data)  # ascending
-                    result.append(LayerInfo(run_name, metadata.layer_name(tag), tag, steps, decoded[0]))
-                    break
+
+            def read_header(datum):
+                return _series.decode_step(datum.step, _series.read_blobs(datum, 1, _blob)).header
+
+            _, header, failed = _series.newest_readable(data, read_header)
+            for error in failed:
+                _warn_step(warned, run_name, tag, error)
+            if header is not None:
+                skipped = [error.step for error in failed]
+                result.append(_series.describe_layer(
+                    run_name, tag, (d.step for d in data), header, skipped
+                ))
         return result
 
     def records(
@@ -203,43 +194,41 @@ class FeatureMapReader:
             for datum in data:
                 if wanted is not None and datum.step not in wanted:
                     continue
-                blobs = self._blobs(datum, count, run, tag, warned)
-                decoded = blobs and self._decode(blobs, run, tag, datum.step, warned)
-                if not decoded:
+                try:
+                    step = _series.decode_step(datum.step, _series.read_blobs(datum, count, _blob))
+                except _series.StepError as error:
+                    _warn_step(warned, run, tag, error)
                     continue
-                header, stats, maps = decoded
+                if step.values is not None:
+                    step.values.flags.writeable = False
                 yield FeatureMapRecord(
                     run=run,
                     layer=metadata.layer_name(tag),
                     tag=tag,
                     step=datum.step,
                     wall_time=datum.wall_time,
-                    values=maps,
-                    stats={name: stats[:, :, i] for i, name in enumerate(payload.STAT_FIELDS)},
-                    header=header,
+                    values=step.values,
+                    stats={name: step.stats[:, :, i] for i, name in enumerate(payload.STAT_FIELDS)},
+                    header=step.header,
                 )
 
     def _list_series(self) -> List[Tuple[str, str]]:
         """(run, tag) of every series of a format version this reader knows, sorted."""
-        mapping = self._provider.list_blob_sequences(
-            self._ctx, experiment_id=_EXPERIMENT, plugin_name=metadata.PLUGIN_NAME
-        )
+        mapping = self._multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME)
         warned: set = set()
         result = []
         for run in sorted(mapping):
             for tag in sorted(mapping[run]):
+                data_class = self._multiplexer.SummaryMetadata(run, tag).data_class
+                if data_class != summary_pb2.DATA_CLASS_BLOB_SEQUENCE:
+                    continue  # as TensorBoard's data provider: not a blob sequence
                 try:
-                    version = metadata.parse_plugin_metadata(mapping[run][tag].plugin_content).version
-                except ValueError as e:
-                    _warn_once(warned, "metadata", f"tb_featmap: skipping {run!r}/{tag!r}: {e}")
-                    continue
-                if version > metadata.PROTOCOL_VERSION:
+                    _series.check_series(mapping[run][tag])
+                except _series.SeriesSkipped as e:
                     _warn_once(
-                        warned,
-                        "newer",
-                        f"tb_featmap: skipping {run!r}/{tag!r} (and any other series of a newer "
-                        f"format): format version {version} is newer than this reader's "
-                        f"{metadata.PROTOCOL_VERSION}; upgrade tb_featmap",
+                        warned, "newer" if e.newer else "metadata",
+                        f"tb_featmap: skipping {_series.show_name(run)}/{_series.show_name(tag)}"
+                        f" (and any other series like it): {e}",
                     )
                     continue
                 result.append((run, tag))
@@ -267,57 +256,23 @@ class FeatureMapReader:
         return selected
 
     def _read_series(self, keys) -> Dict[Tuple[str, str], list]:
-        """(run, tag) -> its blob-sequence data, ascending by step."""
-        if not keys:
-            return {}
-        result = self._provider.read_blob_sequences(
-            self._ctx,
-            experiment_id=_EXPERIMENT,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=_ALL,
-            run_tag_filter=provider.RunTagFilter(
-                runs=sorted({run for run, _ in keys}), tags=sorted({tag for _, tag in keys})
-            ),
-        )
-        return {
-            (run, tag): sorted(result[run][tag], key=lambda d: d.step)
-            for run, tag in keys
-            if tag in result.get(run, {})
-        }
+        """(run, tag) -> its steps, ascending, each once: as TensorBoard's default loader
+        serves them (see ``_series.follow_restarts``)."""
+        result = {}
+        for run, tag in keys:
+            events = self._multiplexer.Tensors(run, tag)  # in the order they were read
+            result[(run, tag)] = _series.follow_restarts(_datum(e) for e in events)
+        return result
 
-    def _blobs(self, datum, count, run, tag, warned) -> Optional[list]:
-        if len(datum.values) < count:
-            _warn_damaged(warned, run, tag, datum.step, f"{len(datum.values)} blobs, expected 3")
-            return None
-        try:
-            return [self._provider.read_blob(self._ctx, blob_key=ref.blob_key) for ref in datum.values[:count]]
-        except (errors.NotFoundError, IndexError, TypeError, ValueError) as e:
-            # A tensor that is not a 1-D string tensor, which any tool can write under
-            # this plugin's name, fails this way in the data provider.
-            _warn_damaged(warned, run, tag, datum.step, f"{type(e).__name__}: {e}")
-            return None
 
-    def _decode(self, blobs, run, tag, step, warned) -> Optional[tuple]:
-        """(header,), (header, stats) or (header, stats, values), or None if unreadable."""
-        try:
-            header = payload.decode_header(blobs[0])
-            if len(blobs) == 1:
-                return (header,)
-            stats = payload.decode_stats(header, blobs[1])
-            maps = None
-            if len(blobs) == 3:
-                maps = payload.decode_values(header, stats, blobs[2])
-                maps.flags.writeable = False
-        except payload.NewerVersionError as e:
-            _warn_once(
-                warned, "newer", f"tb_featmap: skipping steps of a newer format, first "
-                f"{run!r}/{tag!r} step {step}: {e}"
-            )
-            return None
-        except payload.PayloadError as e:
-            _warn_damaged(warned, run, tag, step, str(e))
-            return None
-        return header, stats, maps
+def _datum(event) -> _Datum:
+    proto = event.tensor_proto
+    is_blobs = proto.dtype == types_pb2.DT_STRING and len(proto.tensor_shape.dim) == 1
+    return _Datum(event.step, event.wall_time, tuple(proto.string_val) if is_blobs else ())
+
+
+def _blob(blob: bytes) -> bytes:
+    return blob  # a _Datum holds its blobs themselves
 
 
 def read(
@@ -438,13 +393,13 @@ def _check_steps(step: StepArg) -> Optional[set]:
             raise TypeError(
                 f"step must be an int or a collection of ints, got {type(item).__name__}"
             )
-        if item < 0:
-            raise ValueError(f"step must be non-negative, got {item}")
     return {int(item) for item in items}
 
 
 def _listing(names: list) -> str:
-    shown = ", ".join(repr(n) if isinstance(n, str) else str(n) for n in names[:_SHOWN])
+    shown = ", ".join(
+        _series.show_name(n) if isinstance(n, str) else str(n) for n in names[:_SHOWN]
+    )
     more = f", ... ({len(names)} in all)" if len(names) > _SHOWN else ""
     return f"{shown}{more}" if names else "(none)"
 
@@ -455,8 +410,10 @@ def _warn_once(warned: set, kind: str, message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
-def _warn_damaged(warned: set, run: str, tag: str, step: int, reason: str) -> None:
-    _warn_once(
-        warned, "damaged", f"tb_featmap: skipping unreadable steps, first {run!r}/{tag!r} "
-        f"step {step}: {reason}"
-    )
+def _warn_step(warned: set, run: str, tag: str, error: "_series.StepError") -> None:
+    where = f"{_series.show_name(run)}/{_series.show_name(tag)}"
+    if error.newer:
+        kind, what = "newer", "steps of a newer format"
+    else:
+        kind, what = "damaged", "unreadable steps"
+    _warn_once(warned, kind, f"tb_featmap: skipping {what}, first {where} {error}")

@@ -448,7 +448,7 @@ def _encode(tag, value, layout, max_samples, max_channels, max_size, precision, 
         "stored": list(stored),
         "downsample": factor,
         "encoding": precision,
-        "compression": "deflate-delta" if precision == "uint8" else "deflate",
+        "compression": payload.COMPRESSION[precision],
         "dropped": dropped,
         "seq": seq,
     })
@@ -486,5 +486,5 @@ def _summary_value(tag: str, blobs) -> summary_pb2.Summary.Value:
         string_val=list(blobs),
     )
     return summary_pb2.Summary.Value(
-        tag=tag, metadata=metadata.create_summary_metadata(summary_pb2), tensor=tensor
+        tag=tag, metadata=metadata.create_summary_metadata(), tensor=tensor
     )

@@ -76,8 +76,26 @@ def test_ls_json(logdir, capsys):
     assert conv == {
         "run": "train", "layer": "conv", "tag": "feature_maps/conv", "layout": "NCHW",
         "shape": [1, C, H, W], "stored": [1, C, H, W], "encoding": "uint8",
-        "steps": 3, "first_step": 0, "last_step": 20,
+        "steps": 3, "first_step": 0, "last_step": 20, "dtype": "torch.float32",
+        "downsample": 1, "dropped": {"samples": 0, "channels": 0, "tokens": 0}, "logged": 3,
+        "skipped": [],
     }
+
+
+def test_names_with_bidi_controls_and_invisible_characters_are_shown_escaped(tmp_path, capsys):
+    """A right-to-left override made "rtl\u202egpj.exe" display as "rtlexe.jpg"."""
+    run, layer = "rtl\u202egpj.exe", "conv\u200b\u2066x"
+    with SummaryWriter(str(tmp_path / run)) as writer:
+        log_feature_maps(writer, {layer: torch.rand(1, 2, 3, 3)}, 0)
+    assert main(["ls", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "rtl\\u202egpj.exe" in out and "conv\\u200b\\u2066x" in out
+    assert not any(ch in out for ch in "\u202e\u200b\u2066")
+    assert main(["ls", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["run"] == run  # JSON keeps the exact name
+    assert main(["export", str(tmp_path), "--layer", "nope", "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "\\u202e" in err and "\\u200b" in err and "\u202e" not in err and "\u200b" not in err
 
 
 def test_ls_of_a_directory_without_feature_maps(tmp_path, capsys):

@@ -6,8 +6,10 @@ or 404 with a short plain-text message: never a 500 (the test client re-raises a
 exception a handler lets out), never a traceback, never HTML.
 """
 
+import io
 import json
 import urllib.parse
+import zlib
 
 import numpy as np
 import pytest
@@ -173,3 +175,157 @@ def test_payload_decoders_raise_only_payload_errors(header, stats, data):
         return
     assert list(values.shape) == parsed["stored"] and values.dtype == np.float32
     assert array.shape == (parsed["stored"][0], parsed["stored"][1], len(payload.STAT_FIELDS))
+
+
+# --- hostile event files through a real tensorboard, both loaders ---------------------------
+#
+# Hypothesis draws hostile steps: header JSON (wrong types, bools for ints, deep nesting,
+# huge sizes), stats and data blobs (random, short, long, zip bombs), the number of blobs,
+# and the plugin metadata content. Each example becomes one run, written with TensorBoard's
+# own record writer: a good step 0, then the hostile step 1. One tensorboard per loader then
+# serves them all; no response may be a 500, and a good step 0 keeps its layer listed.
+
+EXAMPLES = 60  # per kind; the whole module stays well under a minute per loader
+KINDS = ("header", "blobs", "metadata")
+
+
+def _nested(depth, leaf):
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(),
+    st.text(max_size=8), st.lists(st.booleans(), max_size=5),
+    st.lists(st.integers(-(2**40), 2**40), max_size=6),
+    st.integers(1, 900).map(lambda d: _nested(d, 1)),  # deep, within json's own limit
+    st.dictionaries(st.text(max_size=4), st.integers() | st.booleans(), max_size=3),
+)
+GOOD_HEADER = {
+    "layout": "NCHW", "shape": [1, 2, 3, 3], "dtype": "torch.float32", "stored": [1, 2, 3, 3],
+    "downsample": 1, "encoding": "uint8", "compression": "deflate-delta",
+    "dropped": {"samples": 0, "channels": 0, "tokens": 0}, "seq": 0,
+}
+
+
+def good_blobs(seq=0):
+    header = payload.encode_header({**GOOD_HEADER, "seq": seq})
+    stats = np.zeros((1, 2, 6), "<f4")
+    stats[..., 1] = 1.0
+    return [header, stats.tobytes(), zlib.compress(bytes(18))]
+
+
+@st.composite
+def hostile_headers(draw):
+    header = dict(GOOD_HEADER, seq=1)
+    for name in draw(st.lists(st.sampled_from(sorted(header) + ["version", "extra"]), min_size=1, max_size=3)):
+        header[name] = draw(JSON_VALUES)
+    if draw(st.booleans()):  # sizes that claim a lot, with blobs that do not hold it
+        header["stored"] = draw(st.lists(st.sampled_from([1, 2, 3, 2**16, 2**31, 2**62]), min_size=4, max_size=4))
+    blob = payload.encode_header(header)
+    if draw(st.integers(0, 5)) == 0:
+        blob = draw(st.sampled_from([b"[" * 200000, b"{}" * 70000, b"\xff\xfe", b"", b"null"]))
+    return [blob] + good_blobs()[1:]
+
+
+@st.composite
+def hostile_blobs(draw):
+    blobs = good_blobs(seq=1)
+    stats = st.one_of(st.binary(max_size=64), st.just(blobs[1][:24]), st.just(blobs[1] * 2))
+    data = st.one_of(
+        st.binary(max_size=64),
+        st.just(zlib.compress(bytes(64 << 20), 9)),  # a zip bomb: 64 KiB to 64 MiB
+        st.just(zlib.compress(bytes(17))), st.just(zlib.compress(bytes(19))),
+        st.just(blobs[2][:-3]),
+    )
+    blobs[1], blobs[2] = draw(stats), draw(data)
+    count = draw(st.integers(0, 5))
+    return (blobs + [b"extra"] * 2)[:count]
+
+
+METADATA = st.one_of(
+    st.binary(max_size=40), st.sampled_from([b"[" * 100000, b'{"version": 2}', b'{"version": true}', b"{}"]),
+    JSON_VALUES.map(lambda v: json.dumps({"version": v}).encode()),
+)
+
+
+def _collect(strategy):
+    """The examples hypothesis draws from strategy, derandomized."""
+    found = []
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def draw(example):
+        found.append(example)
+
+    draw()
+    return found
+
+
+def _write_run(run_dir, blobs_of_step1, content=None):
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    from tb_featmap import metadata
+
+    writer = EventFileWriter(str(run_dir))
+    for step, blobs in enumerate((good_blobs(), blobs_of_step1)):
+        md = metadata.create_summary_metadata()
+        if content is not None:
+            md.plugin_data.content = content
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING, string_val=blobs,
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(blobs))]),
+        )
+        value = summary_pb2.Summary.Value(tag=TAG, metadata=md, tensor=tensor)
+        writer.add_event(event_pb2.Event(step=step, wall_time=1.0 + step, summary=summary_pb2.Summary(value=[value])))
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    runs = {}
+    for i, blobs in enumerate(_collect(hostile_headers())):
+        runs[f"header{i}"] = (blobs, None)
+    for i, blobs in enumerate(_collect(hostile_blobs())):
+        runs[f"blobs{i}"] = (blobs, None)
+    for i, content in enumerate(_collect(METADATA)):
+        runs[f"metadata{i}"] = (good_blobs(seq=1), content)
+    for name, (blobs, content) in runs.items():
+        _write_run(root / name, blobs, content)
+    return root, runs
+
+
+def _fetch_all(get, runs):
+    """Every route for every hostile run; returns {status: count}."""
+    counts = {}
+    paths = [ROUTE + "tags"]
+    for name in runs:
+        query = f"run={name}&tag={TAG}"
+        paths += [ROUTE + f"steps?{query}", ROUTE + f"stats?{query}"]
+        paths += [ROUTE + f"{route}?{query}&step={step}" for route in ("maps", "npy") for step in (0, 1)]
+    for path in paths:
+        status, headers, body = get(path)
+        counts[status] = counts.get(status, 0) + 1
+        assert status in (200, 400, 404), (path, status, body[:300])
+        assert b"Traceback" not in body
+    return counts
+
+
+@pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])
+def test_hostile_event_files_never_make_a_route_fail(hostile_logdir, tensorboard_process, loader_flags):
+    root, runs = hostile_logdir
+    tb = tensorboard_process(root, *loader_flags)
+    tags = tb.wait_for(lambda: (lambda r: r[0] == 200 and len(json.loads(r[2])) > len(runs) // 2 and json.loads(r[2]))(tb.get(ROUTE + "tags")))
+    counts = _fetch_all(tb.get, runs)
+    for name, (_, content) in runs.items():
+        if content is None:  # good metadata and a good step 0: one bad step costs one step
+            assert TAG in tags.get(name, {}), name
+            status, _, body = tb.get(ROUTE + f"npy?run={name}&tag={TAG}&step=0")
+            assert status == 200 and np.load(io.BytesIO(body)).shape == (1, 2, 3, 3), name
+    output = tb.output()
+    assert "Traceback" not in output and " 500 " not in output, output[-3000:]
+    print(f"\n{loader_flags or 'rust'}: {len(runs)} hostile runs ({EXAMPLES} per kind: {', '.join(KINDS)}), "
+          f"responses by status: {dict(sorted(counts.items()))}")

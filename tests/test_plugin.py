@@ -138,15 +138,16 @@ def test_npy_export(client):
         ("steps", {"run": "nope", "tag": "feature_maps/conv1"}, 404, "no feature maps for run 'nope'"),
         ("steps", {"run": "train", "tag": "loss"}, 404, "no feature maps"),
         ("maps", {"run": "train", "tag": "feature_maps/conv1"}, 400, "missing argument: step"),
-        ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "ten"}, 400, "non-negative integer"),
-        ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "-2"}, 400, "non-negative integer"),
-        ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "1" * 40}, 400, "non-negative integer"),
-        ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "٣"}, 400, "non-negative integer"),
+        ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "ten"}, 400, "an integer"),
+        ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "-2"}, 404, "no step -2"),
+        ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "1" * 40}, 400, "an integer"),
+        ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "٣"}, 400, "an integer"),
         ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "3"}, 404, "no step 3"),
         ("maps", {"run": "train", "tag": "feature_maps/conv1", "step": "2", "wall_time": "nan"}, 400, "finite"),
         ("npy", {"run": "train", "tag": "feature_maps/conv1", "step": "999"}, 404, "no step 999"),
         ("stats", {"run": "train", "tag": "feature_maps/conv1", "sample": "2"}, 404, "sample 2 not stored"),
         ("stats", {"run": "train", "tag": "feature_maps/conv1", "sample": "x"}, 400, "sample"),
+        ("stats", {"run": "train", "tag": "feature_maps/conv1", "sample": "-1"}, 400, "non-negative"),
         ("stats", {"run": "<script>", "tag": "../../etc/passwd"}, 404, "no feature maps"),
         ("steps", {"run": "r" * 5000, "tag": "t"}, 400, "too long"),
     ],
@@ -198,6 +199,10 @@ def test_real_tensorboard_keeps_every_step_by_default(logdir, tensorboard_proces
     status, headers, body = tb.get(ROUTE + "maps?run=train&tag=feature_maps/conv1&step=abc")
     assert status == 400 and headers["Content-Type"].startswith("text/plain")
     assert b"Traceback" not in body and b"<html" not in body.lower()
+    for path in ("index.js/", "index.js//"):  # a trailing slash was a 500
+        status, headers, body = tb.get(ROUTE + path)
+        assert status == 404 and headers["Content-Type"].startswith("text/plain"), (path, status)
+    assert " 500 " not in tb.output() and "Traceback" not in tb.output()
 
 
 @pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])
@@ -209,3 +214,17 @@ def test_real_tensorboard_reports_dropped_steps(logdir, tensorboard_process, loa
     assert conv["samplesFlag"] == "--samples_per_plugin=feature_maps=0"
     steps = json.loads(tb.get(ROUTE + "steps?run=train&tag=feature_maps/conv1")[2])
     assert len(steps) == 5 and steps[-1]["step"] == STEPS[-1]
+
+
+def test_stats_json_is_what_tensorboards_encoder_writes():
+    """/stats writes its arrays itself (no list and cleansed copy per array for 65,536
+    channels); the JSON must equal what http_util.Respond makes of the same lists."""
+    from tensorboard.backend import json_util
+
+    fields = {
+        "steps": 3, "channels": 4,
+        "min": np.array([-1.5, np.nan, np.inf, -np.inf]), "mean": np.array([1e-300, 0.1, 2.0, -0.0]),
+        "nonfinite": np.array([0, 3, 2**40, 1], np.int64), "dead": np.array([True, False, False, True]),
+    }
+    as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in fields.items()}
+    assert json.loads(plugin._json_arrays(fields)) == json.loads(json.dumps(json_util.Cleanse(as_lists)))

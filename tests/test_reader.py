@@ -101,7 +101,7 @@ def test_step_selection(logdir):
         ({"run": "a", "layer": "probe/conv"}, "valid layers: 'conv', 'fc'"),
         ({"run": "a", "step": 7}, "valid steps: 0, 5, 10"),
         ({"run": "a", "step": [0, 7]}, "step 7"),
-        ({"step": -1}, "non-negative"),
+        ({"step": -1}, "step -1 is not among the kept steps"),  # negative steps exist
     ],
 )
 def test_unknown_names_list_the_valid_ones(logdir, kwargs, message):
@@ -188,7 +188,7 @@ def test_newer_series_version_is_skipped_with_one_warning(tmp_path, monkeypatch)
     with SummaryWriter(str(tmp_path)) as writer:
         log_feature_maps(writer, {"old": torch.rand(1, 1, 3, 3)}, 0)
         with monkeypatch.context() as m:
-            m.setattr(metadata, "PROTOCOL_VERSION", metadata.PROTOCOL_VERSION + 1)
+            m.setattr(payload, "FORMAT_VERSION", payload.FORMAT_VERSION + 1)
             log_feature_maps(writer, {"new1": torch.rand(1, 1, 3, 3), "new2": torch.rand(1, 1, 3, 3)}, 0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -205,7 +205,7 @@ def _raw_value(tag: str, blobs) -> summary_pb2.Summary.Value:
         string_val=list(blobs),
     )
     return summary_pb2.Summary.Value(
-        tag=tag, metadata=metadata.create_summary_metadata(summary_pb2), tensor=tensor
+        tag=tag, metadata=metadata.create_summary_metadata(), tensor=tensor
     )
 
 
@@ -351,3 +351,15 @@ def test_a_corrupted_record_is_rejected_as_with_tensorboards_checksum(tmp_path, 
         m.setattr("tb_featmap._crc.install_for_reader", lambda: False)
         pure = [r.step for r in read(tmp_path, values=False)]
     assert native == pure == [0, 1, 2]
+
+
+def test_steps_logged_twice_follow_the_default_loaders_rule(tmp_path):
+    """A restart from an older checkpoint: the newer writer's steps replace the older ones
+    from the step it restarted at (the Rust data server's rule; tests/test_reliability.py
+    checks the same against a real one)."""
+    for seed, steps in ((0, range(6)), (100, range(2, 4))):
+        with SummaryWriter(str(tmp_path / "run"), filename_suffix=f".{seed}") as writer:
+            for step in steps:
+                log_feature_maps(writer, {"x": torch.full((1, 1, 2, 2), float(seed + step))}, step)
+    records = read(tmp_path, layer="x")
+    assert [(r.step, float(r.values.max())) for r in records] == [(0, 0.0), (1, 1.0), (2, 102.0), (3, 103.0)]

@@ -13,6 +13,7 @@ import os
 import struct
 import time
 import urllib.parse
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from support import start_live_trainer, TensorBoardProcess, wsgi_client
 from tb_featmap import log_feature_maps
+from tb_featmap.reader import read
 
 ROUTE = "/data/plugin/feature_maps/"
 TAG = "feature_maps/conv"
@@ -222,6 +224,72 @@ def _restarted_back(root, good):
     write_run(root / "restarted_back", range(3, 8), seed=100)  # resumed from an older checkpoint
 
 
+# Issue 10's adversarial pass: each of these made /tags (both loaders) or the step routes a 500.
+@case("encoding_list", STEPS, STEPS[:-1])
+def _encoding_list(root, good):
+    rewrite(good, root / "encoding_list", at_step(5, set_blob(0, header_with(encoding=["uint8"]))))
+
+
+def nested(depth):
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@case("nested_layout", STEPS, STEPS[:-1])
+def _nested_layout(root, good):
+    # Deep enough for a RecursionError in TensorBoard's JSON cleansing, within json's limit.
+    rewrite(good, root / "nested_layout", at_step(5, set_blob(0, header_with(layout=nested(900)))))
+
+
+def bool_sizes(tensor):
+    header = json.loads(tensor.string_val[0])
+    header["stored"] = [True, True, True, True]  # 1 x 1 x 1 x 1 to Python, but not ints
+    tensor.string_val[0] = json.dumps(header).encode()
+    tensor.string_val[1] = tensor.string_val[1][:24]  # stats of one map: consistent sizes
+    tensor.string_val[2] = zlib.compress(b"\0")
+
+
+@case("bool_stored", STEPS, [0, 1, 3, 4, 5])
+def _bool_stored(root, good):
+    rewrite(good, root / "bool_stored", at_step(2, bool_sizes))
+
+
+def nested_metadata(event):
+    for value in event.summary.value:
+        value.metadata.plugin_data.content = b"[" * 50000 + b"]" * 50000
+
+
+# Left out of /tags, like metadata_version_2; the step routes judge each step by its header.
+@case("nested_metadata", STEPS, STEPS)
+def _nested_metadata(root, good):
+    rewrite(good, root / "nested_metadata", nested_metadata)
+
+
+def bomb(blob):
+    return zlib.compress(b"\0" * (256 << 20), 9)  # 256 KiB that inflates to 256 MiB
+
+
+@case("zip_bomb", STEPS, [0, 1, 3, 4, 5])
+def _zip_bomb(root, good):
+    rewrite(good, root / "zip_bomb", at_step(2, set_blob(2, bomb)))
+
+
+NEGATIVE = [step - 3 for step in STEPS]
+
+
+# Hand-written negative steps: listed by /steps, so /maps and /npy serve them too.
+@case("negative_steps", NEGATIVE, NEGATIVE)
+def _negative_steps(root, good):
+    def shift(event):
+        event.step -= 3
+    rewrite(good, root / "negative_steps", shift)
+
+
+SERIES_SKIPPED = {"metadata_version_2", "nested_metadata"}
+
+
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("damaged")
@@ -235,6 +303,8 @@ def logdir(tmp_path_factory):
 def expected_values(case_name, step, loader):
     if case_name == "restarted_back" and 3 <= step < 8 and loader == "rust":
         return activation(100 + step)  # the second writer's values replace the first's
+    if case_name == "negative_steps":
+        return activation(step + 3)
     # TensorBoard's Python provider addresses a blob by run, tag and step, and finds the
     # first writer's: its /steps lists the step once, with the second writer's wall time.
     return activation(step)
@@ -249,9 +319,9 @@ def check_body(status, headers, body):
 
 # /maps checks the header and the stats but passes the compressed maps on undecoded (the
 # browser inflates them and shows an error for that step); /npy inflates them and says 404.
-MAPS_UNCHECKED = {"bad_zlib": [2]}
+MAPS_UNCHECKED = {"bad_zlib": [2], "zip_bomb": [2]}
 # /stats reads only the header and the stats, so it also counts these steps.
-STATS_READABLE = {"bad_zlib": [2], "two_blobs": [5]}
+STATS_READABLE = {"bad_zlib": [2], "two_blobs": [5], "zip_bomb": [2]}
 
 
 def expected_steps(name, loader):
@@ -290,14 +360,26 @@ def check_case(get, name, loader):
     assert status == 200
 
 
-def check_tags(tags, loader):
+def unreadable(name, loader):
+    """Steps whose header or statistics do not decode: what /tags lists as `skipped`."""
+    readable = CASES[name][2] + STATS_READABLE.get(name, [])
+    return [s for s in expected_steps(name, loader) or [] if s not in readable]
+
+
+def check_tags(tags, loader, complete=False):
+    """`complete`: after /stats read every step, `skipped` names each unreadable one."""
     for name, (_, _, readable) in CASES.items():
         steps = expected_steps(name, loader)
-        if readable and name != "metadata_version_2":
+        if readable and name not in SERIES_SKIPPED:
             info = tags[name][TAG]
             assert info["steps"] == len(steps) and info["maxStep"] == steps[-1], (name, info)
             assert info["stored"] == [1, 3, 8, 8]
             assert tags[name]["feature_maps/fc"]["stored"] == [1, 5, 1, 1]
+            bad = unreadable(name, loader)
+            newer = [s for s in bad if s > max(set(steps) - set(bad))]  # met by /tags itself
+            assert set(newer) <= set(info["skipped"]) <= set(bad), (name, info["skipped"])
+            if complete:
+                assert info["skipped"] == bad, (name, info["skipped"])
         else:
             assert name not in tags, name
 
@@ -332,6 +414,14 @@ def test_each_case_through_the_python_data_provider(client, name):
     check_case(wsgi_get(client), name, "python")
 
 
+def test_tags_says_which_steps_were_skipped_once_stats_read_them(client):
+    for name in CASES:
+        wsgi_get(client)(ROUTE + f"stats?run={name}&tag={TAG}")
+    status, _, body = wsgi_get(client)(ROUTE + "tags")
+    assert status == 200
+    check_tags(json.loads(body), "python", complete=True)
+
+
 @pytest.fixture(scope="module")
 def rust_tensorboard(logdir):
     tb = TensorBoardProcess(logdir)
@@ -347,18 +437,36 @@ def test_each_case_through_a_real_tensorboard_with_the_rust_data_server(rust_ten
         tags = json.loads(body) if status == 200 else {}
         return all(
             name in tags and tags[name][TAG]["steps"] == len(expected_steps(name, "rust"))
-            for name, (_, _, readable) in CASES.items() if readable and name != "metadata_version_2"
+            for name, (_, _, readable) in CASES.items() if readable and name not in SERIES_SKIPPED
         ) and tags
 
     check_tags(tb.wait_for(loaded, timeout=90), "rust")
     for name in CASES:
         check_case(tb.get, name, "rust")
+    check_tags(json.loads(tb.get(ROUTE + "tags")[2]), "rust", complete=True)
     for _ in range(2):
         assert tb.get(ROUTE + "tags")[0] == 200
     output = tb.output()
     assert "Traceback" not in output and " 500 " not in output, output[-3000:]
     warnings = [line.split("] ", 1)[1] for line in output.splitlines() if "plugin.py" in line]
     assert warnings and len(warnings) == len(set(warnings)), warnings  # each once
+
+
+def test_read_gives_what_the_default_loader_serves_for_steps_logged_twice(logdir, rust_tensorboard):
+    """After a restart from an older checkpoint, read() (and so the CLI) follow TensorBoard's
+    default loader, the Rust data server: the same steps, with the newer writer's maps."""
+    tb, name = rust_tensorboard, "restarted_back"
+    want_steps = expected_steps(name, "rust")
+    steps_url = ROUTE + f"steps?run={name}&tag={TAG}"
+    tb.wait_for(lambda: [s["step"] for s in json.loads(tb.get(steps_url)[2])] == want_steps)
+    records = read(logdir, run=name, layer="conv")
+    assert [r.step for r in records] == want_steps
+    for record in records:
+        status, _, body = tb.get(ROUTE + f"npy?run={name}&tag={TAG}&step={record.step}")
+        assert status == 200
+        np.testing.assert_array_equal(np.load(io.BytesIO(body)), record.values)
+    want = activation(100 + 4).numpy()  # the second writer's step 4, not the first's
+    assert np.abs(records[4].values - want).max() <= (want.max() - want.min()) / 500
 
 
 # --- live training ----------------------------------------------------------------------
