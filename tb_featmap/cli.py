@@ -188,7 +188,7 @@ def _export(args) -> int:
         raise _UsageError(f"cannot write {args.output!r}: {e}") from None
     what = f"step {steps[0]}" if len(frames) == 1 else f"{len(frames)} steps"
     if not args.quiet:
-        where = f"{_name(info.run)}/{_name(info.layer)}"
+        where = f"{_name(info.run, quote=False)}/{_name(info.layer, quote=False)}"
         print(f"wrote {args.output} ({where}, {what})", file=sys.stderr)
     return 0
 
