@@ -84,6 +84,11 @@ def _logged(server):
             for run, layers in tags.items() for tag, info in layers.items()}
 
 
+def _canvas_hash(frame, selector="#fm-grid"):
+    url = frame.evaluate(f"document.querySelector({json.dumps(selector)}).toDataURL()")
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
 def test_layers_show_their_stored_shape_and_samples(tb, page, open_tab):
     frame = _ready(page, open_tab, tb)
     _choose(frame, "train", "feature_maps/conv1")
