@@ -2,16 +2,15 @@
 
 import warnings
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
-pl = pytest.importorskip("lightning.pytorch")
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger  # noqa: E402
-
-from tb_featmap.lightning import FeatureMapCallback  # noqa: E402
-from tb_featmap.reader import FeatureMapReader, read  # noqa: E402
+from tb_featmap.lightning import FeatureMapCallback
+from tb_featmap.reader import FeatureMapReader, read
 
 PROBE_SIZE = 3
 

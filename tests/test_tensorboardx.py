@@ -5,14 +5,13 @@ import os
 
 import numpy as np
 import pytest
+import tensorboardX
 import torch
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.proto import summary_pb2
 
-tensorboardX = pytest.importorskip("tensorboardX")
-from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
-from tensorboard.compat.proto import summary_pb2  # noqa: E402
-
-from tb_featmap import metadata  # noqa: E402
-from tb_featmap.reader import read  # noqa: E402
+from tb_featmap import metadata
+from tb_featmap.reader import read
 from tb_featmap.summary import log_feature_maps  # noqa: E402
 
 STEPS = (0, 3, 7)

@@ -3,18 +3,17 @@ import { readFileSync } from 'node:fs';
 import test from 'node:test';
 
 import {
-  DIFFERENCE_COLORMAP, channelRanges, codeColors, colorBarLabels, colorValues, difference,
+  DIFFERENCE_COLORMAP, channelRanges, codeColors, colorBarLabels, colorCodes, colorValues, difference,
   differenceRanges, flatIndex, spanOf, symmetric, unionRanges,
 } from '../color.js';
 import { lutRGBA } from '../luts.js';
 import { decodePayload } from '../decode.js';
-import { buildPayload } from './helpers.mjs';
+import { number, payloadCases } from './fixtures.mjs';
 
 const CASES = JSON.parse(readFileSync(new URL('../../tests/color_cases.json', import.meta.url))).cases;
 const NONFINITE = 0xffffffff;
 const IDENTITY = Uint32Array.from({ length: 256 }, (_, i) => i); // a "LUT" of its own indices
 
-const number = (v) => ({ nan: NaN, inf: Infinity, '-inf': -Infinity }[v] ?? v);
 const finiteExtreme = (values, pick) => {
   const finite = values.filter(Number.isFinite);
   return finite.length ? pick(...finite) : NaN;
@@ -81,17 +80,21 @@ test('a shared scale for two grids spans both, and skips an unknown range', () =
   assert.deepEqual([...u.lo, ...u.hi], [-5, 2, 1, 3]);
 });
 
-test('uint8 codes get the colour of their dequantised value', async () => {
-  const { buffer } = buildPayload([1, 2, 1, 4], [[0, 1, 2, 3], [0, 0, 0, 0]]);
-  const maps = await decodePayload(buffer);
+test('uint8 codes get the colour of the value numpy decodes them to', async () => {
+  // a step the Python writer wrote, and payload.py's values for it (fixtures.mjs)
+  const c = payloadCases().get('uint8 NCHW: NaN, inf and a constant map');
+  const maps = await decodePayload(c.buffer);
   const lut = lutRGBA('diverging');
-  const table = codeColors(maps.min(0, 0), maps.max(0, 0), -3, 3, lut, 7, 128);
-  assert.equal(table[0], lut[128]);
-  assert.equal(table[254], lut[255]);
-  assert.equal(table[255], 7);
-  // the dead channel with the diverging colormap: white, as the export draws it
-  const dead = codeColors(maps.min(0, 1), maps.max(0, 1), 0, 0, lut, 7, flatIndex('diverging'));
-  assert.equal(dead[maps.codesOf(0, 1)[0]], lut[128]);
+  const [lo, hi] = [-3, 3];
+  const table = codeColors(maps.min(0, 0), maps.max(0, 0), lo, hi, lut, 7, flatIndex('diverging'));
+  const codes = maps.codesOf(0, 0);
+  const numpy = c.values.slice(0, codes.length);
+  const expected = colorValues(numpy, lo, hi, lut, 7, flatIndex('diverging'), new Uint32Array(codes.length));
+  assert.deepEqual([...colorCodes(codes, table, new Uint32Array(codes.length))], [...expected]);
+  assert.ok(expected.includes(7) && new Set(expected).size > 10); // a NaN, and many colours
+  // the constant map, on its own (empty) range: white, as the export draws it
+  const flat = codeColors(maps.min(0, 1), maps.max(0, 1), 2.5, 2.5, lut, 7, flatIndex('diverging'));
+  assert.deepEqual([...new Set(colorCodes(maps.codesOf(0, 1), flat, new Uint32Array(24)))], [lut[128]]);
 });
 
 test('colour-bar labels say the scale and who shares it', () => {

@@ -2,9 +2,22 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 
 import {
-  PayloadError, decodePayload, dequantise, halfToFloat, inflate, splitPayload, undelta,
+  PayloadError, STAT_FIELDS, decodePayload, halfToFloat, inflate, splitPayload, undelta,
 } from '../decode.js';
-import { buildPayload, deltaRows } from './helpers.mjs';
+import { payloadCases } from './fixtures.mjs';
+import { deltaRows, handMadePayload } from './helpers.mjs';
+
+const CASES = payloadCases();
+const UINT8 = 'uint8 NCHW: NaN, inf and a constant map';
+
+/** Equal as float32 values: the same number, or both NaN. */
+function sameValues(got, expected, what) {
+  assert.equal(got.length, expected.length, `${what}: length`);
+  for (let i = 0; i < got.length; i++) {
+    if (Number.isNaN(expected[i])) assert.ok(Number.isNaN(got[i]), `${what}[${i}]: ${got[i]} vs NaN`);
+    else assert.equal(got[i], expected[i], `${what}[${i}]`);
+  }
+}
 
 test('undelta inverts per-row delta coding, wrapping mod 256', () => {
   const codes = [250, 3, 254, 0, 10, 255, 200, 7];
@@ -13,66 +26,72 @@ test('undelta inverts per-row delta coding, wrapping mod 256', () => {
   assert.deepEqual([...undelta(coded, 4)], codes);
 });
 
-test('dequantise follows float32 math of numpy: lo + q * ((hi - lo) / 254)', () => {
-  const lo = Math.fround(-1.3);
-  const hi = Math.fround(2.7);
-  const step = Math.fround(Math.fround(hi - lo) / 254);
-  for (const q of [0, 1, 100, 253, 254]) {
-    assert.equal(dequantise(q, lo, hi), Math.fround(lo + Math.fround(q * step)));
-  }
-  assert.equal(dequantise(0, lo, hi), lo);
-  assert.ok(Math.abs(dequantise(254, lo, hi) - hi) < 1e-6);
-  assert.ok(Number.isNaN(dequantise(255, lo, hi)));
-});
-
-test('a uint8 payload decodes to its values within half a quantisation step', async () => {
-  const h = 3;
-  const w = 5;
-  const maps = [
-    Array.from({ length: h * w }, (_, i) => Math.sin(i) * 3),
-    Array.from({ length: h * w }, (_, i) => (i === 7 ? NaN : i * 0.5 - 2)),
-    Array.from({ length: h * w }, () => 0),
-  ];
-  const { buffer } = buildPayload([1, 3, h, w], maps);
-  const decoded = await decodePayload(buffer);
-  assert.deepEqual([decoded.n, decoded.c, decoded.h, decoded.w], [1, 3, h, w]);
-  assert.equal(decoded.header.encoding, 'uint8');
-  for (let c = 0; c < 3; c++) {
-    const lo = decoded.stat(0, c, 'min');
-    const hi = decoded.stat(0, c, 'max');
-    const tolerance = (hi - lo) / 508 + 1e-6;
-    for (let i = 0; i < h * w; i++) {
-      const expected = maps[c][i];
-      const got = decoded.valueAt(0, c, Math.floor(i / w), i % w);
-      if (Number.isNaN(expected)) assert.ok(Number.isNaN(got), `channel ${c} pixel ${i}`);
-      else assert.ok(Math.abs(got - expected) <= tolerance, `channel ${c} pixel ${i}: ${got} vs ${expected}`);
+for (const [name, c] of CASES) {
+  test(`the Python writer's payload decodes to numpy's values: ${name}`, async () => {
+    const maps = await decodePayload(c.buffer);
+    assert.deepEqual(maps.header, c.header);
+    assert.deepEqual([maps.n, maps.c, maps.h, maps.w], c.header.stored);
+    sameValues([...maps.stats], c.stats, 'stats');
+    const values = [];
+    for (let s = 0; s < maps.n; s++) {
+      for (let ch = 0; ch < maps.c; ch++) {
+        const floats = maps.floats(s, ch);
+        for (let y = 0; y < maps.h; y++) {
+          for (let x = 0; x < maps.w; x++) {
+            const v = maps.valueAt(s, ch, y, x);
+            assert.ok(Object.is(v, floats[y * maps.w + x]), `floats() and valueAt() at ${s} ${ch} ${y} ${x}`);
+            values.push(v);
+          }
+        }
+      }
     }
-  }
-  assert.equal(decoded.stat(0, 2, 'zero_fraction'), 1);
-  assert.equal(decoded.stat(0, 1, 'nonfinite'), 1);
-  assert.deepEqual([...decoded.floats(0, 0)], Array.from({ length: h * w }, (_, i) => decoded.valueAt(0, 0, Math.floor(i / w), i % w)));
-});
+    sameValues(values, c.values, 'values');
+  });
+}
 
-test('a float16 payload decodes exactly', async () => {
-  // 1.0, -2.0, 0.5, +inf, NaN, smallest subnormal
-  const bits = [0x3c00, 0xc000, 0x3800, 0x7c00, 0x7e00, 0x0001];
-  const { buffer } = buildPayload([1, 1, 2, 3], [[1, -2, 0.5, Infinity, NaN, 2 ** -24]], { encoding: 'float16', halfBits: bits });
-  const decoded = await decodePayload(buffer);
-  assert.equal(decoded.codes, null);
-  assert.deepEqual([...decoded.values].slice(0, 4), [1, -2, 0.5, Infinity]);
-  assert.ok(Number.isNaN(decoded.values[4]));
-  assert.equal(decoded.values[5], halfToFloat(1));
+test('the fixture exercises quantisation, non-finite codes, a constant map and float16', async () => {
+  const maps = await decodePayload(CASES.get(UINT8).buffer);
+  assert.equal(maps.header.encoding, 'uint8');
+  assert.ok(maps.codes.includes(255), 'a non-finite code');
+  assert.deepEqual([...new Set(maps.codesOf(0, 1))], [0]); // the constant map
+  assert.equal(maps.stat(0, 1, 'min'), 2.5);
+  assert.equal(maps.stat(0, 1, STAT_FIELDS[4]), 0); // zero_fraction of a map of 2.5
+  // the codes tools/gen_payload_fixtures.py chose: both ends, 126..128, every fifth
+  const across = await decodePayload(CASES.get('uint8: codes across 0..254').buffer);
+  const every5 = Array.from({ length: 51 }, (_, i) => 5 * i);
+  assert.deepEqual([...across.codes], [...every5, 1, 2, 3, 126, 127, 128, 252, 253, 254]);
+  const half = await decodePayload(CASES.get('float16: exact values, inf, NaN, a subnormal').buffer);
+  assert.equal(half.codes, null);
+  assert.deepEqual([...half.values.slice(0, 4)], [1, -2, 0.5, Infinity]);
+  assert.equal(half.values[5], 2 ** -24);
   assert.equal(halfToFloat(1), 2 ** -24);
 });
 
+test('the decoded-maps accessor finds (sample, channel) in one place', async () => {
+  const c = CASES.get('uint8, two samples');
+  const maps = await decodePayload(c.buffer);
+  assert.deepEqual([maps.n, maps.c], [2, 2]);
+  const size = maps.h * maps.w;
+  assert.equal(maps.map(1, 1), 3);
+  assert.equal(maps.min(1, 0), c.stats[2 * 6]);
+  assert.equal(maps.max(0, 1), c.stats[1 * 6 + 1]);
+  assert.equal(maps.valueAt(1, 1, 1, 2), c.values[3 * size + 1 * maps.w + 2]);
+  assert.equal(maps.valueAt(1, 0, 0, 0), c.values[2 * size]);
+});
+
 test('bad payloads raise PayloadError', async () => {
+  const { buffer } = CASES.get(UINT8);
   assert.throws(() => splitPayload(new TextEncoder().encode('nope nope nope').buffer), PayloadError);
-  const { buffer } = buildPayload([1, 1, 2, 2], [[1, 2, 3, 4]]);
-  const truncated = buffer.slice(0, buffer.byteLength - 3);
-  await assert.rejects(decodePayload(truncated), PayloadError);
+  await assert.rejects(decodePayload(buffer.slice(0, buffer.byteLength - 3)), PayloadError);
+  await assert.rejects(decodePayload(buffer.slice(0, 100)), PayloadError); // into the stats
   const bad = new Uint8Array(buffer.slice(0));
   bad[4] = 0xff; // header length beyond the end
   assert.throws(() => splitPayload(bad.buffer), PayloadError);
+  // hand-made: a header that claims more maps than the data holds
+  const lying = handMadePayload([1, 1, 2, 2], [1, 2, 3, 4], { stored: [1, 1, 2, 3] });
+  await assert.rejects(decodePayload(lying), /has 4 bytes, expected 6/);
+  await assert.rejects(decodePayload(handMadePayload([1, 1, 2, 2], [1, 2, 3, 4], { encoding: 'int4' })),
+    /unknown encoding/);
 });
 
 test('inflating stops at the size the header gives', async () => {
@@ -84,18 +103,8 @@ test('inflating stops at the size the header gives', async () => {
 });
 
 test('a step larger than the limit is refused before anything is inflated', async () => {
-  const { buffer } = buildPayload([1, 1, 2, 2], [[1, 2, 3, 4]]);
-  await assert.rejects(decodePayload(buffer, 3), /larger than the tab's/);
-  assert.equal((await decodePayload(buffer, 4)).bytes, 4 + 6 * 4);
-});
-
-test('the decoded-maps accessor finds (sample, channel) in one place', async () => {
-  const maps = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12]];
-  const { buffer } = buildPayload([2, 3, 1, 2], maps);
-  const decoded = await decodePayload(buffer);
-  assert.equal(decoded.map(1, 2), 5);
-  assert.equal(decoded.min(1, 0), 7);
-  assert.equal(decoded.max(0, 2), 6);
-  assert.deepEqual([...decoded.codesOf(1, 1)], [0, 254]);
-  assert.equal(decoded.valueAt(1, 2, 0, 1), 12);
+  const { buffer, header } = CASES.get(UINT8);
+  const count = header.stored.reduce((a, b) => a * b, 1);
+  await assert.rejects(decodePayload(buffer, count - 1), /larger than the tab's/);
+  assert.equal((await decodePayload(buffer, count)).bytes, count + count / header.stored[2] / header.stored[3] * 6 * 4);
 });

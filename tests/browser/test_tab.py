@@ -5,12 +5,10 @@ compares it with what the plugin's routes serve for the same data.
 """
 
 import hashlib
-import io
 import json
 import os
 import sys
 import time
-import urllib.parse
 
 import numpy as np
 import pytest
@@ -18,6 +16,16 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from support import REPO, TensorBoardProcess
+from tab_driver import PIXEL_JS
+from tab_driver import cell_pixel as _cell_pixel
+from tab_driver import choose as _choose
+from tab_driver import hover as _hover
+from tab_driver import npy as _npy
+from tab_driver import paint as _paint
+from tab_driver import ready as _ready
+from tab_driver import route as _route
+from tab_driver import select as _select
+from tab_driver import set_step_index as _set_step_index
 from tb_featmap import log_feature_maps
 
 HOSTILE_TAG = "<img src=x onerror=alert(1)>"
@@ -53,75 +61,32 @@ def logdir(tmp_path_factory):
 def tb(logdir):
     server = TensorBoardProcess(logdir, f"--samples_per_plugin=feature_maps={KEPT}")
     try:
-        server.wait_for(lambda: len(json.loads(server.get("/data/plugin/feature_maps/tags")[2])) == 3)
+        # Every run loaded to its last step, not just listed: TensorBoard lists a run as soon
+        # as it has read part of it, and a tab opened then says "kept 4 of the 5 steps".
+        server.wait_for(lambda: _logged(server) == WRITTEN)
         yield server
     finally:
         server.stop()
 
 
-def _route(tb, route, **params):
-    status, _, body = tb.get(f"/data/plugin/feature_maps/{route}?{urllib.parse.urlencode(params)}")
-    assert status == 200, body[:200]
-    return body
+WRITTEN = {  # (run, tag): (steps logged, newest step), as the logdir fixture writes them
+    ("train", "feature_maps/conv1"): (6, 50),
+    ("train", "feature_maps/conv2"): (6, 50),
+    ("other", "feature_maps/conv1"): (3, 50),
+    (HOSTILE_RUN, f"feature_maps/{HOSTILE_TAG}"): (1, 0),
+}
 
 
-def _npy(tb, run, tag, step):
-    return np.load(io.BytesIO(_route(tb, "npy", run=run, tag=tag, step=step)))
-
-
-def _ready(page, open_tab, tb):
-    frame = open_tab(page, tb.url)
-    frame.wait_for_function("window.fmApp && window.fmApp.paintCount > 0", timeout=60000)
-    return frame
-
-
-def _paint(frame, action):
-    """Run action(), then wait until the grid has been painted again; returns the paint detail."""
-    count = frame.evaluate("fmApp.paintCount")
-    action()
-    frame.wait_for_function(f"fmApp.paintCount > {count} && !fmApp.model.inflight.size", timeout=30000)
-    return frame.evaluate("({step: Number(document.querySelector('#fm-step-input').value),"
-                          " title: document.querySelector('#fm-title').textContent})")
+def _logged(server):
+    """(run, tag) -> (steps logged, newest step), as the server's tags route says now."""
+    tags = json.loads(server.get("/data/plugin/feature_maps/tags")[2])
+    return {(run, tag): (info["logged"], info["maxStep"])
+            for run, layers in tags.items() for tag, info in layers.items()}
 
 
 def _canvas_hash(frame, selector="#fm-grid"):
     url = frame.evaluate(f"document.querySelector({json.dumps(selector)}).toDataURL()")
     return hashlib.sha256(url.encode()).hexdigest()
-
-
-def _select(frame, selector, value):
-    return _paint(frame, lambda: frame.select_option(selector, value))
-
-
-def _set_step_index(frame, index):
-    js = ("(i) => { const s = document.querySelector('#fm-step'); s.value = String(i);"
-          " s.dispatchEvent(new Event('input')); }")
-    return _paint(frame, lambda: frame.evaluate(js, index))
-
-
-def _choose(frame, run, tag):
-    if frame.input_value("#fm-run") != run:
-        _select(frame, "#fm-run", run)
-    if frame.input_value("#fm-layer") != tag:
-        _select(frame, "#fm-layer", tag)
-
-
-def _hover(page, frame, channel, x, y):
-    """Move the mouse over data pixel (x, y) of a channel; return the readout's dataset."""
-    layout = frame.evaluate("(() => { const c = fmApp.current; return {...c.layout, order: c.order}; })()")
-    slot = layout["order"].index(channel)
-    ox = (slot % layout["cols"]) * (layout["cellW"] + layout["gap"])
-    oy = (slot // layout["cols"]) * (layout["cellH"] + layout["gap"])
-    px = ox + (x + 0.5) * layout["cellW"] / layout["mapW"]
-    py = oy + (y + 0.5) * layout["cellH"] / layout["mapH"]
-    box = frame.locator("#fm-grid").bounding_box()
-    page.mouse.move(box["x"] + px, box["y"] + py)
-    frame.wait_for_function(
-        f"document.querySelector('#fm-hover').dataset.channel === '{channel}'"
-        f" && document.querySelector('#fm-hover').dataset.x === '{x}'"
-        f" && document.querySelector('#fm-hover').dataset.y === '{y}'")
-    return frame.evaluate("({...document.querySelector('#fm-hover').dataset,"
-                          " text: document.querySelector('#fm-hover').textContent})")
 
 
 def test_layers_show_their_stored_shape_and_samples(tb, page, open_tab):
@@ -273,19 +238,6 @@ def test_compare_and_difference_views(tb, page, open_tab):
     prev = _npy(tb, "train", "feature_maps/conv1", steps[-2])
     assert readout["diff"] == "1"
     assert float(readout["value"]) == pytest.approx(float(now[0, 4, 3, 7] - prev[0, 4, 3, 7]), rel=1e-5, abs=1e-6)
-
-
-PIXEL_JS = """([selector, x, y]) => [...document.querySelector(selector).getContext('2d')
-  .getImageData(x, y, 1, 1).data]"""
-
-
-def _cell_pixel(frame, channel, x, y):
-    """The grid's colour at data pixel (x, y) of a channel."""
-    layout = frame.evaluate("(() => { const c = fmApp.current; return {...c.layout, order: c.order}; })()")
-    slot = layout["order"].index(channel)
-    px = (slot % layout["cols"]) * (layout["cellW"] + layout["gap"]) + int((x + 0.5) * layout["cellW"] / layout["mapW"])
-    py = (slot // layout["cols"]) * (layout["cellH"] + layout["gap"]) + int((y + 0.5) * layout["cellH"] / layout["mapH"])
-    return frame.evaluate(PIXEL_JS, ["#fm-grid", px, py])
 
 
 def test_difference_mode_colours_the_detail_view_and_filmstrip_like_the_grid(tb, page, open_tab):

@@ -1,7 +1,8 @@
 """The wheel: built for real, installed into a fresh venv with TensorBoard and no torch.
 
 Proves that frontend/ ships inside the wheel as package data, that the plugin is found
-through its entry point, and that the TensorBoard side never imports torch.
+through its entry point, that the TensorBoard side never imports torch, and that the tab
+served from the wheel lists the layer and paints its maps.
 """
 
 import json
@@ -14,7 +15,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from support import REPO
-from tb_featmap import log_feature_maps
+from tab_driver import colours, grid_rgb, mismatch, npy, wire_stats
+from tb_featmap import log_feature_maps, render
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +66,17 @@ def test_tab_loads_from_the_wheel_without_torch(venv_without_torch, tmp_path, te
     tags = json.loads(tb.wait_for(lambda: (lambda r: r[2] != b"{}" and r[2])(tb.get("/data/plugin/feature_maps/tags"))))
     assert tags["run1"]["feature_maps/conv1"]["stored"] == [1, 4, 8, 8]
 
+    # the tab itself, not TensorBoard's bar (which names the tab either way): the layer list,
+    # and a grid painted with the colours of the values the torch-less server sends
     frame = open_tab(page, tb.url)
-    frame.wait_for_function("document.body && document.body.innerText.trim().length > 0", timeout=30000)
-    assert "feature maps" in page.inner_text("body").lower()  # the tab's name in TensorBoard's bar
+    frame.wait_for_function("window.fmApp && fmApp.paintCount > 0 && fmApp.current", timeout=60000)
+    layers = frame.eval_on_selector_all("#fm-layer option", "os => os.map(o => o.textContent)")
+    assert layers == ["conv1 · 4×8×8"]
+    colormap = frame.input_value("#fm-colormap")
+    assert frame.input_value("#fm-norm") == "channel"
+    stats = wire_stats(tb, "run1", "feature_maps/conv1", 0)[0]
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=colormap)
+    values = npy(tb, "run1", "feature_maps/conv1", 0)[0]
+    assert not mismatch(grid_rgb(frame), colours(values, lo, hi, colormap))
     assert not page.console_errors and not page.dialogs
     assert "Traceback" not in tb.output()
