@@ -22,7 +22,7 @@ except ImportError:  # optional speed-up, see _compressor
     isal_zlib = None
 from tb_featmap._writers import sink_for
 
-__all__ = ["log_feature_maps", "MAX_VALUES_PER_LAYER", "MAX_MAPS_PER_LAYER"]
+__all__ = ["log_feature_maps", "MAX_VALUES_PER_LAYER", "MAX_MAPS_PER_LAYER", "MAX_STEP"]
 
 # Hard bounds on what one layer stores, whatever the options say: at most 16 MiB of uint8
 # codes (32 MiB as float16) plus 24 bytes of statistics per map (1.5 MiB). A call writes one
@@ -93,7 +93,8 @@ def log_feature_maps(
             ``create_feature_extractor`` return), or a sequence of tensors. Tensors may be on
             any device, of any real dtype, with or without grad; numpy arrays work too. They
             are never modified.
-        step: The global step, a non-negative integer.
+        step: The global step, an integer from 0 to ``2**53 - 1`` (``MAX_STEP``, the
+            largest the tab can address).
         names: Names for a sequence of outputs. Default: ``layer0``, ``layer1``, ...
         prefix: Put the tags under ``feature_maps/<prefix>/``. Default: none.
         layout: One layout name for all outputs, or a mapping of name to layout. Default
@@ -105,8 +106,12 @@ def log_feature_maps(
         max_size: Downsample (area average) maps whose height or width exceeds this, by an
             integer factor recorded as ``downsample``. Default 64; ``None``: never.
         precision: ``"uint8"`` (default): per-map 8-bit quantisation, error at most
-            ``(max - min) / 508``. ``"float16"``: the values as IEEE half.
-        walltime: Event time in seconds since the epoch. Default: now.
+            ``(max - min) / 508``; every non-finite value is one code (NaN when read: the
+            sign of an infinity is lost). ``"float16"``: the values as IEEE half, infinities
+            with their sign. A layer with finite values that float16 would make infinite
+            (``|x| >= 65520``) is stored as uint8 at that step instead, which its header's
+            ``encoding`` records, with a warning once per layer.
+        walltime: Event time in seconds since the epoch, finite. Default: now.
         all_ranks: In a ``torch.distributed`` job, by default only rank 0 writes and the
             other ranks return ``{}`` after checking their arguments. With ``True``, every
             rank writes into a run of its own, ``<writer's logdir>/rank<r>``, through a
@@ -123,11 +128,25 @@ def log_feature_maps(
     no step is ever half on disk. In a job where only rank 0 has a writer, call this on
     rank 0 only (``writer=None`` is a ``TypeError`` on every rank).
 
+    Statistics are exact for every finite float32 input (sums run in float64 where float32
+    could overflow). float64 values beyond float32's range become infinities, are counted
+    in ``nonfinite`` and warned about once per layer.
+
+    The call's cost does not depend on how busy the machine is: after one device-to-host
+    copy per layer (for CUDA tensors, waiting for that tensor's stream only), the encoding
+    is numpy on the calling thread and never uses torch's intra-op thread pool. With a
+    tensorboardX writer whose thread has died, the call never waits on its full queue and
+    marks that event writer closed, so that neither later ``add_*`` calls nor interpreter
+    exit block on it.
+
     Raises:
         TypeError: If ``writer``, ``outputs``, a tensor, ``step`` or an option has the
-            wrong type.
-        ValueError: On an empty tensor, an unsupported rank, a negative step, duplicate
-            names, an unknown layout or precision, or a closed writer.
+            wrong type, or a tensor is sparse, quantized or on the meta device (the error
+            names the layer).
+        ValueError: On an empty tensor, an unsupported rank, a step outside 0 to
+            ``2**53 - 1``, a non-finite ``walltime``, duplicate names, a tag longer than
+            the plugin serves (4096 characters), an unknown layout or precision, or a
+            closed writer.
 
     Examples::
 
