@@ -3,6 +3,7 @@
 Together with ``recorder.py`` this is the only part of tb_featmap that imports torch.
 """
 
+import functools
 import math
 import warnings
 import weakref
@@ -229,9 +230,17 @@ def log_feature_maps(
     return result
 
 
+@functools.lru_cache(maxsize=None)
 def _max_tag_length() -> int:
-    """The longest tag the plugin serves (its limit on a run or tag argument)."""
-    from tb_featmap.plugin import _MAX_ARG_LENGTH  # should move to metadata.py
+    """The longest tag the plugin serves (its limit on a run or tag argument).
+
+    The number lives in plugin.py only (it belongs in metadata.py); importing the plugin
+    loads TensorBoard's server side, whose dependencies warn at import (bleach's html5lib
+    deprecation): those warnings are not the training script's business.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tb_featmap.plugin import _MAX_ARG_LENGTH
 
     return _MAX_ARG_LENGTH
 
