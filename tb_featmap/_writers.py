@@ -114,15 +114,22 @@ def _release_if_dead(event_writer) -> bool:
     if event_writer._worker.is_alive():
         return False
     event_writer._closed = True  # add_event() and close() do nothing from now on
-    event_writer._event_queue.cancel_join_thread()
     return True
 
 
 def _watch_at_exit(event_writer) -> None:
-    """Check the writer's thread at interpreter exit, before tensorboardX's own exit hook
-    (registered earlier, so run later) calls ``close()``, which blocks on a dead thread."""
-    _register_exit_hook()
-    _TENSORBOARDX_EVENT_WRITERS.add(event_writer)
+    """Make interpreter exit safe for this writer.
+
+    multiprocessing joins the queue's feeder thread at exit, after tensorboardX's own exit
+    hook has closed the writer; by then a live thread has received every event, and a dead
+    one never will, so the join is never needed and is cancelled. Our exit hook runs before
+    tensorboardX's (registered earlier, so run later): it lets a live thread take what is
+    queued, so that ``close()`` finds room for its stop signal, or finds the thread dead.
+    """
+    if event_writer not in _TENSORBOARDX_EVENT_WRITERS:
+        event_writer._event_queue.cancel_join_thread()
+        _register_exit_hook()
+        _TENSORBOARDX_EVENT_WRITERS.add(event_writer)
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,8 +139,16 @@ def _register_exit_hook() -> None:
 
 def _release_dead_writers() -> None:
     for event_writer in list(_TENSORBOARDX_EVENT_WRITERS):
-        if not event_writer._closed:
-            _release_if_dead(event_writer)
+        while not _release_if_dead(event_writer) and _queued(event_writer._event_queue):
+            time.sleep(_POLL_S)  # a live thread is taking the queued events
+
+
+def _queued(pending) -> bool:
+    """Whether events are still queued (put, not yet taken by the thread)."""
+    try:
+        return pending.qsize() > 0
+    except NotImplementedError:  # macOS: no semaphore count; the pipe at least
+        return not pending.empty()
 
 
 @functools.lru_cache(maxsize=None)

@@ -124,9 +124,10 @@ def log_feature_maps(
 
     Writer failures (the disk is full, the log directory was removed) do not stop
     training: the call warns once, writes nothing and returns ``{}``. TensorBoard's writers
-    write in a background thread, so a full disk shows at the call after the one whose
-    event was lost; that call had already returned its shapes. A lost event is lost whole:
-    no step is ever half on disk. In a job where only rank 0 has a writer, call this on
+    write in a background thread, so a full disk shows at a later call: the events still
+    queued then (at most the writer's ``max_queue``, 10 by default) are lost too, though
+    their calls had returned their shapes. A lost event is lost whole: no step is ever
+    half on disk. In a job where only rank 0 has a writer, call this on
     rank 0 only (``writer=None`` is a ``TypeError`` on every rank).
 
     Statistics are exact for every finite float32 input (sums run in float64 where float32

@@ -2,7 +2,8 @@
 
 log_feature_maps warns once, keeps returning (``{}``) instead of raising, and what is on disk
 is whole steps only: every feature-map event read back has every layer of its call.
-TensorBoard's writer is asynchronous, so a failed write surfaces at the next call.
+TensorBoard's writer is asynchronous, so a failed write surfaces at a later call: the events
+still in the writer's queue then (at most ``max_queue``, 10 by default) are lost too.
 """
 
 import errno
@@ -99,8 +100,9 @@ def test_disk_full_on_a_real_tiny_filesystem(tmp_path):
         shutil.copytree(mount_point / "run", copy)
         on_disk = stored_steps(copy)
         assert 0 < len(on_disk) and on_disk == steps[:len(on_disk)]
-        # The call whose write failed in the background had already returned its result.
-        assert len(claimed) - 1 <= len(on_disk) <= len(claimed)
+        # The calls whose events were still queued when the disk filled had already
+        # returned their results: at most the writer's queue, and the event in flight.
+        assert len(claimed) - writer.max_queue - 1 <= len(on_disk) <= len(claimed)
         with pytest.raises(OSError):
             writer.close()  # TensorBoard's writer itself re-raises on close (not ours)
     finally:
@@ -137,7 +139,8 @@ def test_disk_full_mid_record_leaves_only_whole_steps(tmp_path, disk_fills_after
     results, failures = train(writer, steps)
     claimed = check_one_warning_and_going_on(results, failures, steps)
     on_disk = stored_steps(logdir)  # the half record at the end is not read back
-    assert on_disk == steps[:len(on_disk)] and len(claimed) - 1 <= len(on_disk) <= len(claimed)
+    assert on_disk == steps[:len(on_disk)]
+    assert len(claimed) - writer.max_queue - 1 <= len(on_disk) <= len(claimed)  # see above
 
 
 def test_log_dir_removed_during_training(tmp_path):
