@@ -1,113 +1,161 @@
-"""Micro-benchmark of the writer's hot spot: per-map statistics (``tb_featmap.summary._stats``).
+"""Candidates for the writer's per-map work, side by side, idle and with every core busy.
 
-bench_writer.py's profile puts about half of a ``log_feature_maps`` step in ``_stats``, mostly
-``torch.std_mean`` and ``torch.aminmax``. This times each torch op of ``_stats`` against a
-cheaper equivalent on the same AlexNet activations, checks that they agree, and compares the whole
-current ``_stats`` with candidates built from the cheaper ops, in torch and in numpy (which
-never uses torch's thread pool). 1 torch thread by default; ``--threads 0`` keeps torch's
-default, which on a busy machine shows what the OpenMP pool costs.
+The per-map statistics, the uint8 quantisation and the compression of the tutorial's
+AlexNet conv layers (``common.alexnet_outputs``, ``max_size=64`` as by default), done three
+ways on the same activations:
+
+- **torch** (tb_featmap 0.1.0): about twenty small torch ops per layer, with torch's
+  default thread count. Each is an intra-op parallel kernel whose threads wait for cores.
+- **torch, 1 thread**: the same inside ``torch.set_num_threads(1)``, restored afterwards.
+  That setting is process-wide: it would also slow any other thread of the training
+  process that runs torch ops meanwhile, so it is measured here, not used.
+- **numpy** (``summary._encode_maps``, what ``log_feature_maps`` does now): numpy on the
+  calling thread, block by block in the CPU cache; float32 sums where they cannot
+  overflow, float64 otherwise.
+
+torch's default thread count throughout (nothing here sets it, except candidate 2 inside its
+own scope). Each layer is timed per call; the table gives median and worst of the five-layer
+step, idle and with one spinning process per core (``common.busy_cores``).
 
 Usage::
 
-    python benchmarks/bench_stats.py [--quick] [--repeats N] [--threads N]
+    python benchmarks/bench_stats.py [--quick] [--repeats N]
 """
 
 import argparse
+import contextlib
+import math
 import sys
 import time
-from typing import Callable, List, Optional
+import zlib
+from typing import Callable, Dict, List, Optional
 
 import common
 
-__all__ = ["candidate_stats", "numpy_stats", "main"]
+__all__ = ["torch_encode", "main"]
 
 
-def candidate_stats(flat):
-    """What ``summary._stats`` computes for all-finite rows, with two-pass mean/std and
-    separate amin/amax. (Rows with NaN or inf still need the exact path of ``_stats``.)"""
-    import torch
-
-    size = flat.shape[1]
-    zero_fraction = (flat == 0).sum(dim=1) / size
-    mean = flat.mean(dim=1)
-    std = (flat - mean[:, None]).square_().mean(dim=1).sqrt_()
-    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
-    return torch.stack([lo, hi, mean, std, zero_fraction.float(), torch.zeros_like(mean)], dim=1)
-
-
-def numpy_stats(flat):
-    """``candidate_stats`` in numpy: single-threaded whatever torch's thread settings."""
+def torch_encode(maps, max_size: Optional[int] = 64):
+    """tb_featmap 0.1.0's per-layer work, in torch: stats, downsample, quantise, deflate."""
     import numpy as np
     import torch
+    import torch.nn.functional as F
+    from isal import isal_zlib
 
-    a = flat.numpy()
-    mean = a.mean(axis=1)
-    std = np.sqrt(np.square(a - mean[:, None]).mean(axis=1))
-    zero_fraction = (a == 0).sum(axis=1) / a.shape[1]
-    stats = np.stack([a.min(axis=1), a.max(axis=1), mean, std, zero_fraction,
-                      np.zeros_like(mean)], axis=1)
-    return torch.from_numpy(stats.astype(np.float32, copy=False))
+    maps = maps.float()
+    n, c, h, w = maps.shape
+    flat = maps.reshape(n * c, h * w)
+    size = flat.shape[1]
+    zero_fraction = (size - torch.count_nonzero(flat, dim=1)) / size
+    mean = flat.mean(dim=1)
+    std = (flat - mean[:, None]).square_().mean(dim=1).sqrt_()
+    finite = bool(torch.isfinite(std).all())
+    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
+    stats = torch.stack([lo, hi, mean, std, zero_fraction.float(), torch.zeros_like(mean)], 1)
+    if max_size is not None and max(h, w) > max_size:
+        factor = -(-max(h, w) // max_size)
+        maps = F.adaptive_avg_pool2d(maps, (-(-h // factor), -(-w // factor)))
+    n, c, h, w = maps.shape
+    span = (hi - lo)[:, None]
+    scale = torch.where(span > 0, 254 / span, torch.zeros_like(span))
+    codes = ((maps.reshape(n * c, h * w) - lo[:, None]) * scale).round_().clamp_(0, 254)
+    if not finite:
+        codes = torch.where(torch.isfinite(maps.reshape(n * c, -1)), codes, 255.0)
+    codes = codes.to(torch.uint8).reshape(n * c * h, w)
+    delta = codes.clone()
+    delta[:, 1:] -= codes[:, :-1]
+    data = isal_zlib.compress(np.ascontiguousarray(delta.numpy()), 1)
+    return stats.numpy(), data
 
 
-def timed(flats: List, fn: Callable, repeats: int) -> float:
-    """Median seconds to apply ``fn`` to every layer once."""
-    for flat in flats:
-        fn(flat)
+@contextlib.contextmanager
+def one_torch_thread():
+    """torch.set_num_threads(1) for the block, then back: process-wide while it lasts."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def numpy_encode(maps, max_size: Optional[int] = 64):
+    """What log_feature_maps does now: summary._encode_maps on the host float32 maps."""
+    from tb_featmap import summary
+
+    host, _ = summary._host_float32("x", maps)
+    n, c, h, w = host.shape
+    _, out = summary._plan_downsample(h, w, max_size)
+    stats, data, _ = summary._encode_maps(host, 1, out, "uint8")
+    return stats, data
+
+
+def time_steps(layers: List, encode: Callable, repeats: int, scope=contextlib.nullcontext):
+    """Seconds per five-layer step, ``repeats`` times (after one warm-up step)."""
     times = []
-    for _ in range(repeats):
+    for i in range(repeats + 1):
         start = time.perf_counter()
-        for flat in flats:
-            fn(flat)
-        times.append(time.perf_counter() - start)
-    return common.median(times)
+        with scope():
+            for maps in layers:
+                encode(maps)
+        if i:
+            times.append(time.perf_counter() - start)
+    return times
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=60, help="timed repeats (default 60)")
-    parser.add_argument("--quick", action="store_true", help="20 repeats")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch.set_num_threads (default 1; 0 keeps torch's default)")
+    parser.add_argument("--repeats", type=int, default=40, help="timed steps per cell (default 40)")
+    parser.add_argument("--quick", action="store_true", help="10 repeats")
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeats = 20
-    if args.repeats < 1 or args.threads < 0:
-        parser.error("--repeats must be positive and --threads at least 0")
+        args.repeats = 10
+    if args.repeats < 1:
+        parser.error("--repeats must be positive")
 
-    import torch
+    import numpy as np
 
-    from tb_featmap import summary
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     print(f"# bench_stats: {common.machine()}")
-    outputs = common.alexnet_outputs(seed=0)
-    flats = [x.float().reshape(x.shape[0] * x.shape[1], -1) for x in outputs.values()]
-    print(f"{sum(f.shape[0] for f in flats)} maps, {sum(f.numel() for f in flats)} values per step, "
-          f"median of {args.repeats} repeats, ms per step (5 layers)\n")
-
-    pairs = [
-        ("mean and std", lambda f: torch.std_mean(f, dim=1, correction=0),
-         lambda f: (f.mean(dim=1), (f - f.mean(dim=1)[:, None]).square_().mean(dim=1).sqrt_()),
-         "torch.std_mean", "two-pass mean, std"),
-        ("min and max", lambda f: torch.aminmax(f, dim=1),
-         lambda f: (f.amin(dim=1), f.amax(dim=1)), "torch.aminmax", "amin, amax"),
-        ("zero count", lambda f: torch.count_nonzero(f, dim=1),
-         lambda f: (f == 0).sum(dim=1), "torch.count_nonzero", "(f == 0).sum"),
-        ("whole _stats", lambda f: summary._stats(f), candidate_stats,
-         "summary._stats", "candidate_stats"),
-        ("whole _stats", lambda f: summary._stats(f), numpy_stats,
-         "summary._stats", "numpy_stats"),
+    layers = list(common.alexnet_outputs(seed=0).values())
+    print(f"AlexNet conv layers, {sum(x.shape[1] for x in layers)} maps a step; "
+          f"{args.repeats} steps per cell, ms per step (5 layers)\n")
+    candidates = [
+        ("torch (0.1.0), default threads", torch_encode, contextlib.nullcontext),
+        ("torch, scoped set_num_threads(1)", torch_encode, one_torch_thread),
+        ("numpy, blocks (ours)", numpy_encode, contextlib.nullcontext),
     ]
-    print("| what | now | ms | candidate | ms | candidate/now |\n|---|---|---:|---|---:|---:|")
-    for what, now, cand, now_name, cand_name in pairs:
-        t_now, t_cand = timed(flats, now, args.repeats), timed(flats, cand, args.repeats)
-        print(f"| {what} | `{now_name}` | {t_now * 1e3:.2f} | `{cand_name}` | {t_cand * 1e3:.2f} | "
-              f"{t_cand / t_now:.2f} |")
+    results: Dict[str, Dict[str, List[float]]] = {}
+    for load in ("idle", "busy"):
+        scope = common.busy_cores() if load == "busy" else contextlib.nullcontext()
+        with scope:
+            for _ in range(2):  # two interleaved halves: load drifts alike for all
+                for name, encode, thread_scope in candidates:
+                    times = time_steps(layers, encode, -(-args.repeats // 2), thread_scope)
+                    results.setdefault(name, {}).setdefault(load, []).extend(times)
 
-    for candidate in (candidate_stats, numpy_stats):
-        worst = max(float((summary._stats(f)[0] - candidate(f)).abs().max()) for f in flats)
-        print(f"\nlargest difference between summary._stats and {candidate.__name__}: {worst:.2e}")
+    print("| candidate | idle median | idle worst | busy median | busy worst |")
+    print("|---|---:|---:|---:|---:|")
+    for name, by_load in results.items():
+        cells = [f"{f(by_load[load]) * 1e3:.2f}" for load in ("idle", "busy")
+                 for f in (common.median, common.worst)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    base = results[candidates[0][0]]
+    print()
+    for name, by_load in list(results.items())[1:]:
+        for load in ("idle", "busy"):
+            print(common.ratio_line(f"{name} / torch default threads, {load}, median",
+                                    common.median(by_load[load]), common.median(base[load]),
+                                    smaller="faster", larger="slower"))
+
+    worst_stats = worst_size = 0.0
+    for maps in layers:
+        (s0, d0), (s1, d1) = torch_encode(maps), numpy_encode(maps)
+        worst_stats = max(worst_stats, float(np.nanmax(np.abs(s0 - s1) / (np.abs(s0) + 1e-6))))
+        worst_size = max(worst_size, len(d1) / len(d0))
+    print(f"\nlargest relative difference of the statistics, torch vs numpy: {worst_stats:.1e}; "
+          f"compressed size numpy/torch, largest over the layers: {worst_size:.3f}")
     return 0
 
 

@@ -20,10 +20,19 @@ pure-Python CRC swapped back in for just those steps ("interleaved"), because ph
 minutes earlier on a machine whose load changes. Within a phase ways are interleaved round
 by round, so a noisy machine slows them alike.
 
+Phase 3 repeats A, C and C16 (native CRC) with every core busy: one spinning process per
+CPU (``common.busy_cores``), as DataLoader workers keep a training machine busy. torch runs
+with its **default** thread count throughout: nothing here sets it. The worst call of the
+busy run is reported beside its median.
+
+Last, throughput as layers grow: ``log_feature_maps(..., max_size=None)`` of AlexNet's
+features.0 on the photo at growing input sizes (0.5 to 32 MB of activations), idle and busy,
+in ms per MB of activations, beside a plain copy of the same tensor.
+
 Usage::
 
-    python benchmarks/bench_writer.py            # 10 steps of A, 50 of B/C per CRC phase
-    python benchmarks/bench_writer.py --quick    # a smoke run, under a minute
+    python benchmarks/bench_writer.py            # 10 steps of A, 50 of B/C per phase
+    python benchmarks/bench_writer.py --quick    # a smoke run, about a minute
     python benchmarks/bench_writer.py --steps 100
 """
 
@@ -31,6 +40,7 @@ import argparse
 import cProfile
 import contextlib
 import io
+import math
 import os
 import pstats
 import sys
@@ -157,10 +167,10 @@ def timed_sections(totals: Dict[str, float]) -> Iterator[None]:
     from tb_featmap import _writers, summary
 
     targets = [
-        (summary, "_stats", "stats (min/max/mean/std)"),
+        (summary, "_host_float32", "to host float32"),
+        (summary, "_block_stats", "stats (min/max/mean/std)"),
         (summary, "_downsample", "downsample"),
         (summary, "_quantize", "quantize + delta"),
-        (summary, "_deflate", "deflate (ISA-L/zlib)"),
         (_writers.EventSink, "add_summary", "serialize + enqueue event"),
     ]
     saved = []
@@ -208,7 +218,7 @@ def breakdown(outputs, root: str, steps: int, precision: str = "uint8") -> List[
     stages = [(label, total / steps) for label, total in totals.items() if total > 0]
     inside = sum(t for _, t in stages)
     rows = stages + [
-        ("other (checks, header, proto)", call / steps - inside),
+        ("other (deflate, checks, header, proto)", call / steps - inside),
         ("flush (CRC32C + file write)", flush / steps),
     ]
     return rows
@@ -253,6 +263,69 @@ def crc_cost(sizes: Dict[str, float], python_crc: Callable, repeats: int = 3) ->
     return "CRC32C of one step's bytes, pure-Python vs native: " + "; ".join(parts)
 
 
+def conv1_output(megabytes: float):
+    """AlexNet's features.0 (64 channels) on the photo, resized so the output is about this big."""
+    import numpy as np
+    import torch
+    import torchvision
+    from matplotlib import cbook
+    from PIL import Image
+
+    side = round(math.sqrt(megabytes * 2**20 / (64 * 4)))
+    size = 4 * (side - 1) + 7  # features.0: kernel 11, stride 4, padding 2
+    torch.manual_seed(0)
+    conv = torchvision.models.alexnet(weights=None).features[0].eval()
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        image = Image.open(f).convert("RGB").resize((size, size), Image.BILINEAR)
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        return conv((x - 0.45) / 0.225)
+
+
+def throughput_table(root: str, repeats: int) -> str:
+    """ms/MB of log_feature_maps(max_size=None) and of a copy, idle and busy."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from tb_featmap import log_feature_maps
+
+    writer = SummaryWriter(os.path.join(root, "throughput"))
+    layers = [conv1_output(mb) for mb in (0.5, 2, 8, 32)]
+    step = [0]
+
+    def per_mb(x, fn) -> float:
+        megabytes = x.numel() * x.element_size() / 2**20
+        times = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            fn(x)
+            times.append(time.perf_counter() - start)
+        return common.median(times[1:]) * 1e3 / megabytes
+
+    def log(x) -> None:
+        log_feature_maps(writer, {"features.0": x}, step[0], max_size=None)
+        writer.flush()
+        step[0] += 1
+
+    rows = {}
+    for load in ("idle", "busy"):
+        scope = common.busy_cores() if load == "busy" else contextlib.nullcontext()
+        with scope:
+            for x in layers:
+                rows.setdefault(tuple(x.shape), []).extend([per_mb(x, log), per_mb(x, plain_copy)])
+    writer.close()
+    lines = ["| layer | MB | ours idle | copy idle | ours busy | copy busy |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for shape, (ours_i, copy_i, ours_b, copy_b) in rows.items():
+        megabytes = math.prod(shape) * 4 / 2**20
+        lines.append(f"| {shape} | {megabytes:.1f} | {ours_i:.2f} | {copy_i:.2f} | {ours_b:.2f} | "
+                     f"{copy_b:.2f} |")
+    return "\n".join(lines)
+
+
+def plain_copy(x) -> None:
+    x.numpy().copy()
+
+
 def table(rows: List[Tuple[str, Way]]) -> str:
     lines = [
         "| way | CRC32C | median ms/step | p90 ms/step | KB/step | channels | steps |",
@@ -284,16 +357,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps per way (default 2)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run (10 steps, 1 warm-up, short profile): under a minute")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch.set_num_threads for the whole run (default 1; 0 keeps torch's "
-                             "default). On a shared machine torch's OpenMP pool spins against "
-                             "other processes and multiplies the time of small ops")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile section")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.warmup = 10, 1
-    if args.steps < 5 or args.warmup < 0 or args.threads < 0:
-        parser.error("--steps must be at least 5, --warmup and --threads at least 0")
+    if args.steps < 5 or args.warmup < 0:
+        parser.error("--steps must be at least 5, --warmup at least 0")
     per_round = 5  # B/C steps per A step: A is the slow one
     rounds = -(-args.steps // per_round)
 
@@ -302,9 +371,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     matplotlib.use("Agg")
     import torch
     import torchvision  # noqa: F401  (imported before timing starts)
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     started = time.perf_counter()
     outputs = common.alexnet_outputs(seed=0)
@@ -344,8 +410,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                   channels, crc=native_crc_fn)
         run_rounds([(a_pyi, 1), (a, 1), (b_pyi, per_round), (b, per_round), (c, per_round),
                     (c16, per_round)], rounds, args.warmup)
+
+        # Phase 3: every core busy.
+        a_busy = Way("A-busy", a_py.label, root, tutorial_step(outputs), a_py.channels,
+                     crc=native_crc_fn)
+        c_busy = Way("C-busy", c.label, root, featmap_step(outputs), channels, crc=native_crc_fn)
+        c16_busy = Way("C16-busy", c16.label, root, featmap_step(outputs, "float16"), channels,
+                       crc=native_crc_fn)
+        with common.busy_cores() as burners:
+            run_rounds([(a_busy, 1), (c_busy, per_round), (c16_busy, per_round)], rounds,
+                       args.warmup)
         record_writer.masked_crc32c = native_crc_fn
-        for way in (a_py, b_py, a_pyi, b_pyi, a, b, c, c16):
+        for way in (a_py, b_py, a_pyi, b_pyi, a, b, c, c16, a_busy, c_busy, c16_busy):
             way.close()
 
         nat_name = "native" if native else "python (native unavailable)"
@@ -353,7 +429,9 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{python_crc} swapped back in for the 'interleaved' rows\n")
         print(table([("python, phase 1", a_py), ("python, phase 1", b_py),
                      ("python, interleaved", a_pyi), ("python, interleaved", b_pyi),
-                     (nat_name, a), (nat_name, b), (nat_name, c), (nat_name, c16)]))
+                     (nat_name, a), (nat_name, b), (nat_name, c), (nat_name, c16),
+                     (f"{nat_name}, busy", a_busy), (f"{nat_name}, busy", c_busy),
+                     (f"{nat_name}, busy", c16_busy)]))
         print()
         lines = (
             ratio_lines("C/A (A with pure-Python CRC as users have it, interleaved)", c, a_pyi)
@@ -362,6 +440,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             + ratio_lines("C/B (B with pure-Python CRC, interleaved)", c, b_pyi)
             + ratio_lines("C/B (both native CRC)", c, b)
             + ratio_lines("C16/A (both native CRC)", c16, a)
+            + ratio_lines(f"busy ({burners} burners): C/A (both native CRC)", c_busy, a_busy)
+            + ratio_lines(f"busy ({burners} burners): C16/A (both native CRC)", c16_busy, a_busy)
         )
         print("\n".join(lines))
         print(crc_cost({w.name: w.row()["bytes"] for w in (a, b, c)}, python_crc_fn))
@@ -378,6 +458,20 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{c_row['median'] / a_py.row()['median']:.2%} phase 1")
         print(f"- C bytes/step <= 2x A's: {bytes_ratio:.2f}x -> "
               f"{'met' if bytes_ratio <= 2 else 'NOT met'}, with {channels_ratio:.1f}x the channels")
+        busy_share = c_busy.row()["median"] / a_busy.row()["median"]
+        spread = common.worst(c_busy.times) / c_busy.row()["median"]
+        print("\nTargets (issue 15), torch's default threads, native CRC:")
+        print(f"- idle: C/A <= 0.01: {time_share:.4f} -> {'met' if time_share <= 0.01 else 'NOT met'}")
+        print(f"- busy: C/A <= 0.02 (aim 0.005): {busy_share:.4f} -> "
+              f"{'met' if busy_share <= 0.02 else 'NOT met'}"
+              f"{' (aim met too)' if busy_share <= 0.005 else ''}")
+        print(f"- busy: worst C call <= 5x its median: {common.worst(c_busy.times) * 1e3:.1f} ms "
+              f"= {spread:.1f}x the median {c_busy.row()['median'] * 1e3:.1f} ms -> "
+              f"{'met' if spread <= 5 else 'NOT met'}")
+
+        print("\nThroughput, log_feature_maps(max_size=None) of AlexNet features.0 at growing "
+              "input sizes (ms per MB of activations, median of the calls):\n")
+        print(throughput_table(root, repeats=3 if args.quick else 7))
 
         profile_steps = 5 if args.quick else 20
         print(f"\nWhere a C step goes ({profile_steps} steps, perf_counter sections, ms/step):\n")

@@ -4,12 +4,15 @@ Run the benchmarks as scripts (``python benchmarks/bench_writer.py``); this modu
 to them and is imported as ``common``.
 """
 
+import contextlib
 import glob
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
-from typing import TYPE_CHECKING, Dict, Sequence
+from typing import TYPE_CHECKING, Dict, Iterator, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -17,10 +20,12 @@ if TYPE_CHECKING:
 __all__ = [
     "LAYERS",
     "alexnet_outputs",
+    "busy_cores",
     "event_bytes",
     "machine",
     "median",
     "p90",
+    "worst",
     "ms",
     "ratio_line",
 ]
@@ -61,6 +66,31 @@ def alexnet_outputs(seed: int = 0) -> Dict[str, "torch.Tensor"]:
     with torch.no_grad(), FeatureMapRecorder(model, list(LAYERS)) as recorder:
         model(x)
     return dict(recorder.outputs)
+
+
+@contextlib.contextmanager
+def busy_cores(seconds: float = 600) -> Iterator[int]:
+    """Keep every core busy while the block runs, as DataLoader workers keep a training box.
+
+    One spinning Python process per CPU, each of which exits by itself after ``seconds`` (so
+    none outlives a killed benchmark for long); all are stopped by process id on exit.
+
+    Yields:
+        The number of burner processes.
+    """
+    spin = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    burners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.5)  # let the scheduler spread them over the cores
+        yield len(burners)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def worst(values: Sequence[float]) -> float:
+    return max(values)
 
 
 def event_bytes(logdir: str) -> int:

@@ -3,6 +3,7 @@
 Together with ``recorder.py`` this is the only part of tb_featmap that imports torch.
 """
 
+import functools
 import math
 import warnings
 import weakref
@@ -12,18 +13,17 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
 from tb_featmap import metadata, payload
 
 try:
     from isal import isal_zlib
-except ImportError:  # optional speed-up, see _deflate
+except ImportError:  # optional speed-up, see _compressor
     isal_zlib = None
 from tb_featmap._writers import sink_for
 
-__all__ = ["log_feature_maps", "MAX_VALUES_PER_LAYER", "MAX_MAPS_PER_LAYER"]
+__all__ = ["log_feature_maps", "MAX_VALUES_PER_LAYER", "MAX_MAPS_PER_LAYER", "MAX_STEP"]
 
 # Hard bounds on what one layer stores, whatever the options say: at most 16 MiB of uint8
 # codes (32 MiB as float16) plus 24 bytes of statistics per map (1.5 MiB). A call writes one
@@ -33,21 +33,24 @@ MAX_MAPS_PER_LAYER = 1 << 16
 # Well below protobuf's 2 GiB message limit and the data server's 256 MiB reply limit
 # (which applies per blob, and a blob holds one layer's maps).
 MAX_RECORD_BYTES = 512 << 20
+# The largest step the tab can address: JavaScript's Number.MAX_SAFE_INTEGER.
+MAX_STEP = 2**53 - 1
 
 _DEFAULT_LAYOUT_BY_RANK = {2: "NF", 4: "NCHW", 5: "NCDHW"}
 _RANK_OF_LAYOUT = {"HW": 2, "NF": 2, "CHW": 3, "NCL": 3, "NTD": 3, "NCHW": 4, "NCDHW": 5}
 _PRECISIONS = ("uint8", "float16")
 
 
-def _deflate(array: np.ndarray) -> bytes:
-    """zlib-compress (RFC 1950) an array's bytes, the way the browser's DecompressionStream
-    reads them. Quantised activations are close to noise, so LZ77 matching finds little:
-    ISA-L at level 1 is ~5x faster than zlib for the same size (benchmarks/). zlib's
-    Huffman-only mode, the fallback, is the next fastest."""
+def _compressor():
+    """A zlib (RFC 1950) stream compressor, the way the browser's DecompressionStream reads
+    it. Quantised activations are close to noise, so LZ77 matching finds little: ISA-L at
+    level 1 is ~5x faster than zlib for the same size (benchmarks/). zlib's Huffman-only
+    mode, the fallback, is the next fastest. Fed block by block while each block is still
+    in the CPU cache."""
     if isal_zlib is not None:
-        return isal_zlib.compress(np.ascontiguousarray(array), 1)
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
-    return compressor.compress(np.ascontiguousarray(array)) + compressor.flush()
+        return isal_zlib.compressobj(1)
+    return zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+
 
 # Per writer, per tag: how many steps this process has logged (the header's `seq`). The
 # plugin compares it with the steps TensorBoard kept, to tell the user what was dropped.
@@ -91,7 +94,8 @@ def log_feature_maps(
             ``create_feature_extractor`` return), or a sequence of tensors. Tensors may be on
             any device, of any real dtype, with or without grad; numpy arrays work too. They
             are never modified.
-        step: The global step, a non-negative integer.
+        step: The global step, an integer from 0 to ``2**53 - 1`` (``MAX_STEP``, the
+            largest the tab can address).
         names: Names for a sequence of outputs. Default: ``layer0``, ``layer1``, ...
         prefix: Put the tags under ``feature_maps/<prefix>/``. Default: none.
         layout: One layout name for all outputs, or a mapping of name to layout. Default
@@ -103,8 +107,12 @@ def log_feature_maps(
         max_size: Downsample (area average) maps whose height or width exceeds this, by an
             integer factor recorded as ``downsample``. Default 64; ``None``: never.
         precision: ``"uint8"`` (default): per-map 8-bit quantisation, error at most
-            ``(max - min) / 508``. ``"float16"``: the values as IEEE half.
-        walltime: Event time in seconds since the epoch. Default: now.
+            ``(max - min) / 508``; every non-finite value is one code (NaN when read: the
+            sign of an infinity is lost). ``"float16"``: the values as IEEE half, infinities
+            with their sign. A layer with finite values that float16 would make infinite
+            (``|x| >= 65520``) is stored as uint8 at that step instead, which its header's
+            ``encoding`` records, with a warning once per layer.
+        walltime: Event time in seconds since the epoch, finite. Default: now.
         all_ranks: In a ``torch.distributed`` job, by default only rank 0 writes and the
             other ranks return ``{}`` after checking their arguments. With ``True``, every
             rank writes into a run of its own, ``<writer's logdir>/rank<r>``, through a
@@ -116,16 +124,31 @@ def log_feature_maps(
 
     Writer failures (the disk is full, the log directory was removed) do not stop
     training: the call warns once, writes nothing and returns ``{}``. TensorBoard's writers
-    write in a background thread, so a full disk shows at the call after the one whose
-    event was lost; that call had already returned its shapes. A lost event is lost whole:
-    no step is ever half on disk. In a job where only rank 0 has a writer, call this on
+    write in a background thread, so a full disk shows at a later call: the events still
+    queued then (at most the writer's ``max_queue``, 10 by default) are lost too, though
+    their calls had returned their shapes. A lost event is lost whole: no step is ever
+    half on disk. In a job where only rank 0 has a writer, call this on
     rank 0 only (``writer=None`` is a ``TypeError`` on every rank).
+
+    Statistics are exact for every finite float32 input (sums run in float64 where float32
+    could overflow). float64 values beyond float32's range become infinities, are counted
+    in ``nonfinite`` and warned about once per layer.
+
+    The call's cost does not depend on how busy the machine is: after one device-to-host
+    copy per layer (for CUDA tensors, waiting for that tensor's stream only), the encoding
+    is numpy on the calling thread and never uses torch's intra-op thread pool. With a
+    tensorboardX writer whose thread has died, the call never waits on its full queue and
+    marks that event writer closed, so that neither later ``add_*`` calls nor interpreter
+    exit block on it.
 
     Raises:
         TypeError: If ``writer``, ``outputs``, a tensor, ``step`` or an option has the
-            wrong type.
-        ValueError: On an empty tensor, an unsupported rank, a negative step, duplicate
-            names, an unknown layout or precision, or a closed writer.
+            wrong type, or a tensor is sparse, quantized or on the meta device (the error
+            names the layer).
+        ValueError: On an empty tensor, an unsupported rank, a step outside 0 to
+            ``2**53 - 1``, a non-finite ``walltime``, duplicate names, a tag longer than
+            the plugin serves (4096 characters), an unknown layout or precision, or a
+            closed writer.
 
     Examples::
 
@@ -145,8 +168,12 @@ def log_feature_maps(
     max_samples = _check_cap("max_samples", max_samples)
     max_channels = _check_cap("max_channels", max_channels)
     max_size = _check_cap("max_size", max_size)
-    if walltime is not None and not isinstance(walltime, (int, float)):
-        raise TypeError(f"walltime must be a number of seconds, got {type(walltime).__name__}")
+    if walltime is not None:
+        if isinstance(walltime, bool) or not isinstance(walltime, (int, float)):
+            raise TypeError(f"walltime must be a number of seconds, got {type(walltime).__name__}")
+        if not math.isfinite(walltime):
+            # TensorBoard's loader stops reading an event file at such a record.
+            raise ValueError(f"walltime must be a finite number of seconds, got {walltime}")
     if not isinstance(all_ranks, bool):
         raise TypeError(f"all_ranks must be a bool, got {type(all_ranks).__name__}")
 
@@ -164,6 +191,14 @@ def log_feature_maps(
     result = {}
     counts = _SEQ.setdefault(sink.writer, {})
     record_bytes = 0
+    max_tag = _max_tag_length()
+    for name, _ in items:
+        tag = metadata.make_tag(name, prefix)
+        if len(tag) > max_tag:
+            raise ValueError(
+                f"layer {name[:60]!r}... gives the tag {tag[:60]!r}... of {len(tag)} characters; "
+                f"the plugin serves tags of at most {max_tag}: use a shorter name or prefix"
+            )
     with torch.no_grad():
         for name, value in items:
             tag = metadata.make_tag(name, prefix)
@@ -196,6 +231,21 @@ def log_feature_maps(
     return result
 
 
+@functools.lru_cache(maxsize=None)
+def _max_tag_length() -> int:
+    """The longest tag the plugin serves (its limit on a run or tag argument).
+
+    The number lives in plugin.py only (it belongs in metadata.py); importing the plugin
+    loads TensorBoard's server side, whose dependencies warn at import (bleach's html5lib
+    deprecation): those warnings are not the training script's business.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tb_featmap.plugin import _MAX_ARG_LENGTH
+
+    return _MAX_ARG_LENGTH
+
+
 def _rank() -> Optional[int]:
     """This process's rank in an initialised torch.distributed job, else None."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -209,8 +259,11 @@ def _check_step(step) -> int:
             step = int(step.item())
         else:
             raise TypeError(f"step must be a non-negative int, got {type(step).__name__}")
-    if step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step}")
+    if not 0 <= step <= MAX_STEP:
+        raise ValueError(
+            f"step must be a non-negative int of at most 2**53 - 1 (the largest step the "
+            f"TensorBoard tab can address), got {step}"
+        )
     return int(step)
 
 
@@ -309,6 +362,17 @@ def _as_tensor(name: str, value) -> torch.Tensor:
         if value.dtype.kind not in "fiub":
             raise TypeError(f"outputs[{name!r}] must hold real numbers, got dtype {value.dtype}")
         value = torch.from_numpy(np.ascontiguousarray(value))
+    if value.layout != torch.strided:
+        raise TypeError(
+            f"outputs[{name!r}] must be a dense tensor, got layout {value.layout}; "
+            "call .to_dense() first"
+        )
+    if value.is_quantized:
+        raise TypeError(
+            f"outputs[{name!r}] is a quantized tensor ({value.dtype}); call .dequantize() first"
+        )
+    if value.is_meta:
+        raise TypeError(f"outputs[{name!r}] is on the meta device and holds no values")
     if value.is_complex():
         raise TypeError(f"outputs[{name!r}] must hold real numbers, got dtype {value.dtype}")
     if value.numel() == 0:
@@ -343,6 +407,30 @@ def _to_grid(x: torch.Tensor, layout: str) -> Tuple[torch.Tensor, int]:
     return x[:, :, None, :], 0
 
 
+def _host_float32(name: str, maps: torch.Tensor) -> Tuple[np.ndarray, int]:
+    """The maps as a C-contiguous float32 numpy array on the host, and how many finite
+    values were beyond float32's range (float64 input: they become infinities).
+
+    The only device-to-host copy of a layer is here (``.cpu()`` of the kept maps, which waits
+    for that tensor's stream only). Everything after it is numpy, which runs on the calling
+    thread: torch's intra-op thread pool, slow to wake up on busy cores, is never used.
+    """
+    if maps.device.type != "cpu":
+        maps = maps.cpu()
+    if maps.dtype == torch.bfloat16:  # numpy has no bfloat16: widen its bits
+        bits = maps.view(torch.int16).numpy().view(np.uint16)
+        return (bits.astype(np.uint32) << 16).view(np.float32), 0
+    array = maps.numpy()
+    if array.dtype == np.float32:
+        return np.ascontiguousarray(array), 0
+    with np.errstate(over="ignore"):
+        result = np.ascontiguousarray(array, dtype=np.float32)
+    overflowed = 0
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:
+        overflowed = int(np.count_nonzero(np.isinf(result)) - np.count_nonzero(np.isinf(array)))
+    return result, overflowed
+
+
 def _plan_downsample(h: int, w: int, max_size: Optional[int]) -> Tuple[int, Tuple[int, int]]:
     """The integer factor that brings an h x w map within max_size, and the size it gives."""
     if max_size is None or max(h, w) <= max_size:
@@ -351,60 +439,156 @@ def _plan_downsample(h: int, w: int, max_size: Optional[int]) -> Tuple[int, Tupl
     return factor, (-(-h // factor), -(-w // factor))
 
 
-def _downsample(maps: torch.Tensor, depth: int, out: Tuple[int, int]) -> torch.Tensor:
-    """Area-average each map (each depth slice of a 3-D map) to `out`."""
-    n, c, h, w = maps.shape
-    if (h // depth, w) == out:
-        return maps
-    pooled = F.adaptive_avg_pool2d(maps.reshape(n, c * depth, h // depth, w), out)
-    return pooled.reshape(n, c, depth * out[0], out[1])
+def _pool_axis(a: np.ndarray, axis: int, out: int) -> np.ndarray:
+    """Adaptive average along one axis, as torch's adaptive_avg_pool2d bins it: output ``i``
+    averages inputs ``floor(i * n / out)`` to ``ceil((i + 1) * n / out)``. Sums in float64,
+    so that values near float32's limits do not overflow."""
+    n = a.shape[axis]
+    if n == out:
+        return a
+    if n % out == 0:
+        shape = a.shape[:axis] + (out, n // out) + a.shape[axis + 1:]
+        return a.reshape(shape).mean(axis=axis + 1, dtype=np.float64).astype(np.float32)
+    before = (slice(None),) * axis
+    parts = [
+        a[before + (slice(i * n // out, -(-(i + 1) * n // out)),)].mean(
+            axis=axis, dtype=np.float64
+        )
+        for i in range(out)
+    ]
+    return np.stack(parts, axis=axis).astype(np.float32)
 
 
-def _stats(flat: torch.Tensor) -> Tuple[torch.Tensor, bool]:
-    """Per-row [min, max, mean, std, zero_fraction, nonfinite]; finite values only."""
-    size = flat.shape[1]
-    zero_fraction = (size - torch.count_nonzero(flat, dim=1)) / size
-    # Two passes: about 8x faster than torch.std_mean on CPU (benchmarks/bench_stats.py).
-    mean = flat.mean(dim=1)
-    std = (flat - mean[:, None]).square_().mean(dim=1).sqrt_()
-    # A NaN or an infinity anywhere makes its row's std non-finite; so can an overflow,
-    # which the exact path below handles too. This saves a full isfinite() pass.
-    all_finite = bool(torch.isfinite(std).all())
-    if all_finite:
-        lo, hi = flat.amin(dim=1), flat.amax(dim=1)  # faster than aminmax on CPU
-        nonfinite = torch.zeros_like(mean)
+def _downsample(block: np.ndarray, depth: int, out: Tuple[int, int]) -> np.ndarray:
+    """Area-average each map (each depth slice of a 3-D map) of ``[rows, H, W]`` to ``out``."""
+    rows, h, w = block.shape
+    h //= depth
+    if (h, w) == out:
+        return block
+    slices = block.reshape(rows * depth, h, w)
+    pooled = _pool_axis(_pool_axis(slices, 1, out[0]), 2, out[1])
+    return pooled.reshape(rows, depth * out[0], out[1])
+
+
+def _block_stats(flat: np.ndarray) -> np.ndarray:
+    """Per row of ``[rows, size]`` float32: min, max, mean, std, zero_fraction, nonfinite.
+
+    min/max/mean/std use the finite values only (NaN for a row without any). Every finite
+    float32 input gives finite statistics, exact to float32 rounding: numpy's pairwise
+    float32 sums where no partial sum or square can overflow or vanish (the common case,
+    and the fast one), float64 sums otherwise (rows of +-3e38, say, or of 1e-30).
+    """
+    rows, size = flat.shape
+    stats = np.empty((rows, 6), np.float32)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)  # NaN propagates through both
+    # Faster than np.count_nonzero(axis=1), which widens a bool copy first.
+    zeros = np.add.reduce(np.equal(flat, 0).view(np.uint8), axis=1, dtype=np.int64)
+    stats[:, 4] = zeros / size
+    if np.isfinite(lo).all() and np.isfinite(hi).all():
+        count = np.full(rows, size, np.float64)
+        finite = None
+        span = hi.astype(np.float64) - lo
+        if max(-lo.min(), hi.max()) <= 2.0**50 and ((span == 0) | (span >= 2.0**-50)).all():
+            mean = flat.sum(axis=1, dtype=np.float32).astype(np.float64) / size
+            deviation = flat - mean.astype(np.float32)[:, None]
+            offset = deviation.sum(axis=1, dtype=np.float32) / size  # rounding of mean
+            np.square(deviation, out=deviation)
+            variance = deviation.sum(axis=1, dtype=np.float32) / size
+            stats[:, 0], stats[:, 1], stats[:, 2] = lo, hi, mean + offset
+            stats[:, 3] = np.sqrt(np.maximum(variance.astype(np.float64) - offset**2, 0))
+            stats[:, 5] = 0
+            return stats
+        deviation = flat.astype(np.float64)
     else:
-        finite = torch.isfinite(flat)
-        count = finite.sum(dim=1)
-        kept = torch.where(finite, flat, 0.0)
-        mean = kept.sum(dim=1) / count.clamp_min(1)
-        dev = torch.where(finite, flat - mean[:, None], 0.0)
-        std = (dev.square().sum(dim=1) / count.clamp_min(1)).sqrt()
-        lo = torch.where(finite, flat, math.inf).amin(dim=1)
-        hi = torch.where(finite, flat, -math.inf).amax(dim=1)
-        empty = count == 0
-        nan = torch.tensor(math.nan, device=flat.device)
-        lo, hi, mean, std = (torch.where(empty, nan, v) for v in (lo, hi, mean, std))
-        nonfinite = (size - count).float()
-        all_finite = bool(finite.all())
-    stats = torch.stack([lo, hi, mean, std, zero_fraction.float(), nonfinite], dim=1)
-    return stats, all_finite
+        finite = np.isfinite(flat)
+        count = finite.sum(axis=1).astype(np.float64)
+        lo = np.where(finite, flat, np.inf).min(axis=1)
+        hi = np.where(finite, flat, -np.inf).max(axis=1)
+        deviation = np.where(finite, flat, 0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):  # rows with nothing finite: NaN
+        mean = deviation.sum(axis=1) / count
+        deviation -= mean[:, None]
+        if finite is not None:
+            deviation[~finite] = 0
+        std = np.sqrt(np.einsum("ij,ij->i", deviation, deviation) / count)
+    empty = count == 0
+    stats[:, 0], stats[:, 1] = np.where(empty, np.nan, lo), np.where(empty, np.nan, hi)
+    stats[:, 2], stats[:, 3] = mean, std
+    stats[:, 5] = size - count
+    return stats
 
 
-def _quantize(maps: torch.Tensor, stats: torch.Tensor, all_finite: bool) -> np.ndarray:
-    """uint8 codes (see payload.py), row-wise delta-coded."""
+def _quantize(maps: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """uint8 codes (see payload.py) of ``[rows, h, w]`` maps, each row delta-coded.
+
+    ``(x - min) * 254 / (max - min)``, in float32 when that is exact enough and cannot
+    overflow (the common case), else in float64: a span beyond float32's range, or so small
+    that its reciprocal is.
+    """
+    rows, h, w = maps.shape
+    flat = maps.reshape(rows, h * w)
+    lo = stats[:, 0:1]
+    span = stats[:, 1:2].astype(np.float64) - lo
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        scale = np.where(span > 0, payload.LEVELS / span, 0.0)
+        if ((span == 0) | np.isnan(span) | ((span >= 2.0**-100) & (span <= 2.0**100))).all():
+            scaled = np.subtract(flat, lo)  # rows without finite values: NaN
+            scaled *= scale.astype(np.float32)
+        else:
+            scaled = (flat - lo.astype(np.float64)) * scale
+        np.rint(scaled, out=scaled)
+        codes = scaled.astype(np.uint8)  # non-finite values: overwritten below
+    if stats[:, 5].any():
+        codes[~np.isfinite(flat)] = payload.NONFINITE_CODE
+    codes = codes.reshape(rows * h, w)
+    delta = np.empty_like(codes)
+    delta[:, 0] = codes[:, 0]
+    np.subtract(codes[:, 1:], codes[:, :-1], out=delta[:, 1:])  # uint8 wraps mod 256
+    return delta
+
+
+# Values per block of maps that log_feature_maps encodes in one go: 1 MiB of float32, so
+# that a block stays in the CPU cache from its statistics to its compression.
+_BLOCK_VALUES = 1 << 18
+# float16 turns values of this magnitude or more into infinities.
+_FLOAT16_OVERFLOW = 65520.0
+
+
+def _encode_maps(maps: np.ndarray, depth: int, out: Tuple[int, int], precision: str):
+    """Statistics, and data blob, of ``[n, c, H, W]`` float32 maps, block by block.
+
+    Returns:
+        The ``[n * c, 6]`` statistics, the compressed data, and the encoding used: float16
+        falls back to uint8 for a layer whose finite values float16 would make infinite.
+    """
     n, c, h, w = maps.shape
-    flat = maps.reshape(n * c, h * w)
-    lo, hi = stats[:, 0:1], stats[:, 1:2]
-    span = hi - lo
-    scale = torch.where(span > 0, payload.LEVELS / span, torch.zeros_like(span))
-    codes = ((flat - lo) * scale).round_().clamp_(0, payload.LEVELS)
-    if not all_finite:
-        codes = torch.where(torch.isfinite(flat), codes, float(payload.NONFINITE_CODE))
-    codes = codes.to(torch.uint8).reshape(n * c * h, w)
-    delta = codes.clone()
-    delta[:, 1:] -= codes[:, :-1]  # uint8 arithmetic wraps mod 256
-    return delta.cpu().numpy()
+    rows = n * c
+    blocks = maps.reshape(rows, h, w)
+    step = max(1, _BLOCK_VALUES // (h * w))
+    stats = np.empty((rows, 6), np.float32)
+    encoding = precision
+    compressor = _compressor()
+    parts = []
+    for start in range(0, rows, step):
+        block = blocks[start:start + step]
+        block_stats = _block_stats(block.reshape(len(block), h * w))
+        stats[start:start + step] = block_stats
+        if encoding == "float16" and (
+            (np.abs(block_stats[:, :2]) >= _FLOAT16_OVERFLOW).any()
+        ):
+            encoding = "uint8"  # encoded below, once all statistics are known
+        if encoding == "float16":
+            parts.append(compressor.compress(_downsample(block, depth, out).astype("<f2")))
+        elif precision == "uint8":
+            stored = _downsample(block, depth, out)
+            parts.append(compressor.compress(_quantize(stored, block_stats)))
+    if encoding != precision:
+        compressor, parts = _compressor(), []
+        for start in range(0, rows, step):
+            stored = _downsample(blocks[start:start + step], depth, out)
+            parts.append(compressor.compress(_quantize(stored, stats[start:start + step])))
+    parts.append(compressor.flush())
+    return stats, b"".join(parts), encoding
 
 
 def _encode(tag, value, layout, max_samples, max_channels, max_size, precision, seq):
@@ -432,28 +616,36 @@ def _encode(tag, value, layout, max_samples, max_channels, max_size, precision, 
             f"{hard[1]} channels to stay under {MAX_VALUES_PER_LAYER} values per layer",
             stacklevel=4,
         )
-    maps = maps.float()
-    n, c, h, w = maps.shape
-    stats, all_finite = _stats(maps.reshape(n * c, h * w))
-    maps = _downsample(maps, depth, out)
-    if precision == "uint8":
-        data = _deflate(_quantize(maps, stats, all_finite))
-    else:
-        data = _deflate(maps.to(torch.float16).cpu().numpy().astype("<f2", copy=False))
-    stored = tuple(maps.shape)
+    host, overflowed = _host_float32(name, maps)
+    if overflowed:
+        _warn_once(
+            (tag, "float32"),
+            f"tb_featmap: {name!r} has {overflowed} {dtype} values beyond float32's range "
+            "(+-3.4e38); they are stored as infinities and counted in 'nonfinite'",
+            stacklevel=4,
+        )
+    stats, data, encoding = _encode_maps(host, depth, out, precision)
+    if encoding != precision:
+        _warn_once(
+            (tag, "float16"),
+            f"tb_featmap: {name!r} has values beyond float16's range (+-65504); such steps "
+            "of it are stored as uint8 (the header's 'encoding' says so)",
+            stacklevel=4,
+        )
+    n, c = host.shape[:2]
+    stored = (n, c, depth * out[0], out[1])
     header = payload.encode_header({
         "layout": layout,
         "shape": shape,
         "dtype": dtype,
         "stored": list(stored),
         "downsample": factor,
-        "encoding": precision,
-        "compression": payload.COMPRESSION[precision],
+        "encoding": encoding,
+        "compression": payload.COMPRESSION[encoding],
         "dropped": dropped,
         "seq": seq,
     })
-    stats_blob = stats.cpu().numpy().astype("<f4", copy=False).tobytes()
-    return (header, stats_blob, data), stored
+    return (header, stats.astype("<f4", copy=False).tobytes(), data), stored
 
 
 def _apply_hard_bounds(maps: torch.Tensor, per_map: int):

@@ -5,6 +5,7 @@ import io
 import math
 import os
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -223,6 +224,17 @@ BAD_CALLS = [
     (lambda w: log_feature_maps(w, {"a": torch.rand(1, 2)}, 0, max_samples=0), ValueError, "max_samples"),
     (lambda w: log_feature_maps(w, {"a": torch.rand(1, 2)}, 0, max_size=2.5), TypeError, "max_size"),
     (lambda w: log_feature_maps(w, {"a": torch.rand(1, 2, dtype=torch.cfloat)}, 0), TypeError, "real"),
+    # What the format or the tab cannot hold is refused, not written wrong.
+    (lambda w: log_feature_maps(w, {"a": torch.rand(1, 2)}, 2**53), ValueError, "2\\*\\*53"),
+    (lambda w: log_feature_maps(w, {"a": torch.rand(1, 2)}, 2**60), ValueError, "step"),
+    (lambda w: log_feature_maps(w, {"a": torch.rand(1, 2)}, 0, walltime=math.nan), ValueError, "walltime"),
+    (lambda w: log_feature_maps(w, {"a": torch.rand(1, 2)}, 0, walltime=math.inf), ValueError, "walltime"),
+    (lambda w: log_feature_maps(w, {"a": torch.rand(1, 2)}, 0, walltime=True), TypeError, "walltime"),
+    (lambda w: log_feature_maps(w, {"a" * 5000: torch.rand(1, 2)}, 0), ValueError, "tag"),
+    (lambda w: log_feature_maps(w, {"a": torch.rand(1, 4).to_sparse()}, 0), TypeError, "outputs\\['a'\\].*dense"),
+    (lambda w: log_feature_maps(w, {"a": torch.quantize_per_tensor(torch.rand(1, 4), 0.1, 0, torch.quint8)}, 0),
+     TypeError, "outputs\\['a'\\].*quantized"),
+    (lambda w: log_feature_maps(w, {"a": torch.empty(1, 4, device="meta")}, 0), TypeError, "outputs\\['a'\\].*meta"),
 ]
 
 
@@ -268,6 +280,17 @@ def test_removed_logdir_warns_once_and_training_goes_on(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_layers_are_copied_to_the_host_once_each_with_no_device_synchronize(writer):
+    outputs = {"a": torch.randn(2, 8, 16, 16, device="cuda"), "b": torch.randn(1, 4, 9, 9, device="cuda")}
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
+                                            torch.profiler.ProfilerActivity.CUDA]) as profile:
+        log_feature_maps(writer, outputs, 0)
+    names = [event.name for event in profile.events()]
+    assert sum("DtoH" in name for name in names) == len(outputs), names
+    assert not any("DeviceSynchronize" in name for name in names)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_tensors_log_like_cpu_tensors(tmp_path, writer):
     x = torch.randn(2, 8, 16, 16)
     log_feature_maps(writer, {"gpu": x.cuda().half(), "cpu": x.half()}, 0)
@@ -276,3 +299,133 @@ def test_cuda_tensors_log_like_cpu_tensors(tmp_path, writer):
     gpu, cpu = npy(client, "run", "feature_maps/gpu", 0), npy(client, "run", "feature_maps/cpu", 0)
     # The same codes, give or take one level where the GPU rounds a half differently.
     assert (np.abs(gpu - cpu) <= 2 * max_quant_error(x.half().float().numpy())).all()
+
+
+def logged(tmp_path, tag, step=0):
+    """The header, stats and uint8 codes (or float16 values) of a tag's step on disk."""
+    (value,) = [v for e in events(tmp_path) if e.HasField("summary") and e.step == step
+                for v in e.summary.value if v.tag == tag]
+    header_blob, stats_blob, data_blob = value.tensor.string_val
+    header = payload.decode_header(header_blob)
+    stats = payload.decode_stats(header, stats_blob)
+    raw = zlib.decompress(data_blob)
+    if header["encoding"] == "float16":
+        return header, stats, np.frombuffer(raw, "<f2").reshape(header["stored"])
+    delta = np.frombuffer(raw, np.uint8).reshape(header["stored"])
+    return header, stats, np.cumsum(delta, axis=-1, dtype=np.uint8)
+
+
+def dequantized(stats, codes):
+    """The uint8 codes as values, in float64: ``min + q * (max - min) / 254``."""
+    lo = stats[..., 0, None, None].astype(np.float64)
+    hi = stats[..., 1, None, None].astype(np.float64)
+    return lo + codes * ((hi - lo) / payload.LEVELS)
+
+
+def test_the_longest_tag_the_plugin_serves_is_accepted_and_one_more_refused(tmp_path, writer):
+    from tb_featmap import plugin
+
+    name = "n" * (plugin._MAX_ARG_LENGTH - len(metadata.make_tag("")))
+    log_feature_maps(writer, {name: torch.rand(1, 2, 3, 3)}, 0)
+    with pytest.raises(ValueError, match="tag"):
+        log_feature_maps(writer, {name + "n": torch.rand(1, 2, 3, 3)}, 0)
+    writer.flush()
+    assert npy(wsgi_client(tmp_path), "run", metadata.make_tag(name), 0).shape == (1, 2, 3, 3)
+
+
+def test_the_largest_step_the_tab_addresses_is_served(tmp_path, writer):
+    log_feature_maps(writer, {"a": torch.rand(1, 2, 3, 3)}, 2**53 - 1)
+    writer.flush()
+    assert tags(wsgi_client(tmp_path))["run"]["feature_maps/a"]["maxStep"] == 2**53 - 1
+
+
+@pytest.mark.parametrize("values", [
+    [3e38, -3e38, 1e38, 0.0],            # the span and the sums overflow float32
+    [1e38, 1e38, 1e38, 3e38],            # the sum overflows float32
+    [3.4e38, 3.4e38, 3.4e38, 3.4e38],    # constant, at float32's limit
+    [1000.0, 1000.0001, 1000.0002, 1000.0004],  # a small span far from zero
+    [1e-42, 2e-42, 5e-42, 0.0],          # subnormal: 254 / span overflows float32
+])
+def test_statistics_and_codes_are_exact_for_every_finite_float32_map(tmp_path, writer, values):
+    rng = np.random.default_rng(0)
+    x = np.array(values, np.float32)[rng.integers(0, len(values), size=(1, 3, 8, 9))]
+    x[0, :, 0, :len(values)] = values  # every value in every map
+    log_feature_maps(writer, {"a": x}, 0)
+    writer.flush()
+    header, stats, codes = logged(tmp_path, "feature_maps/a")
+    assert np.isfinite(stats[..., :4]).all(), stats
+    wide = x.astype(np.float64).reshape(1, 3, -1)
+    np.testing.assert_array_equal(stats[..., 0], wide.min(axis=2))
+    np.testing.assert_array_equal(stats[..., 1], wide.max(axis=2))
+    ulp = np.finfo(np.float32).smallest_subnormal  # the float32 rounding of a subnormal
+    np.testing.assert_allclose(stats[..., 2], wide.mean(axis=2), rtol=1e-6, atol=ulp)
+    np.testing.assert_allclose(stats[..., 3], wide.std(axis=2), rtol=1e-4, atol=ulp)
+    assert (stats[..., 5] == 0).all()
+    span = wide.max(axis=2) - wide.min(axis=2)
+    error = np.abs(dequantized(stats, codes) - x).reshape(1, 3, -1).max(axis=2)
+    assert (error <= span / 508 * (1 + 1e-5)).all(), (error, span)
+
+
+def test_float16_overflow_falls_back_to_uint8_and_warns_once(tmp_path, writer):
+    x = torch.randn(1, 4, 6, 6)
+    x[0, 2, 1, 1] = 1e5  # float16 would make it inf
+    with pytest.warns(RuntimeWarning, match="float16"):
+        log_feature_maps(writer, {"a": x}, 0, precision="float16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_feature_maps(writer, {"a": x}, 1, precision="float16")  # warned once only
+        log_feature_maps(writer, {"b": x / 10}, 0, precision="float16")  # in range: float16
+    writer.flush()
+    header, stats, codes = logged(tmp_path, "feature_maps/b")
+    assert header["encoding"] == "float16"
+    header, stats, codes = logged(tmp_path, "feature_maps/a")
+    assert header["encoding"] == "uint8" and header["compression"] == "deflate-delta"
+    assert (stats[..., 5] == 0).all() and stats[0, 2, 1] == 1e5
+    got = npy(wsgi_client(tmp_path), "run", "feature_maps/a", 0)
+    assert (np.abs(got - x.numpy()) <= max_quant_error(x.numpy())).all()
+
+
+def test_float64_beyond_float32_is_counted_as_nonfinite_and_warned(tmp_path, writer):
+    x = np.ones((1, 2, 4, 4))
+    x[0, 0, 0, 0], x[0, 0, 1, 1] = 1e300, -1e300
+    with pytest.warns(RuntimeWarning, match="2 torch.float64 values beyond float32"):
+        log_feature_maps(writer, {"a": x}, 0, precision="float16")
+    writer.flush()
+    header, stats, values = logged(tmp_path, "feature_maps/a")
+    assert list(stats[0, :, 5]) == [2, 0]
+    assert stats[0, 0, 0] == stats[0, 0, 1] == 1.0  # the finite values' min and max
+    assert values[0, 0, 0, 0] == np.inf and values[0, 0, 1, 1] == -np.inf
+
+
+def test_float16_keeps_the_sign_of_infinities_and_uint8_marks_them(tmp_path, writer):
+    x = torch.zeros(1, 1, 2, 2)
+    x[0, 0, 0, 0], x[0, 0, 0, 1], x[0, 0, 1, 0] = math.inf, -math.inf, math.nan
+    log_feature_maps(writer, {"h": x, "q": x}, 0, precision="float16")
+    log_feature_maps(writer, {"q8": x}, 0)
+    writer.flush()
+    _, stats, values = logged(tmp_path, "feature_maps/h")
+    assert values[0, 0, 0, 0] == np.inf and values[0, 0, 0, 1] == -np.inf
+    assert np.isnan(values[0, 0, 1, 0]) and stats[0, 0, 5] == 3
+    _, _, codes = logged(tmp_path, "feature_maps/q8")
+    assert list(codes.ravel()) == [payload.NONFINITE_CODE] * 3 + [0]
+
+
+def test_the_encoding_runs_no_torch_kernels(writer):
+    """The per-map work is numpy on the calling thread: torch's intra-op pool, whose
+    threads wait on busy cores, is never used. Only views of the caller's tensors."""
+    views = {"aten::detach", "detach", "aten::to", "aten::resolve_conj", "aten::resolve_neg",
+             "aten::as_strided", "aten::reshape", "aten::view", "aten::transpose",
+             "aten::slice", "aten::_reshape_alias", "aten::select", "aten::unsqueeze",
+             "aten::alias", "aten::lift_fresh", "aten::_unsafe_view"}
+    outputs = {
+        "conv": torch.randn(2, 8, 80, 80),
+        "tokens": torch.randn(2, 197, 12).to(torch.bfloat16),
+        "conv3d": torch.randn(2, 4, 3, 6, 5, dtype=torch.float64),
+        "half": torch.randn(1, 4, 5, 5).half(),
+        "int": torch.randint(0, 9, (1, 4, 5, 5)),
+    }
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        log_feature_maps(writer, outputs, 0, layout={"tokens": "NTD"}, max_samples=2,
+                         max_size=32)
+    ran = {event.name for event in profile.events()}
+    assert ran <= views, sorted(ran - views)

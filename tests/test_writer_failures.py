@@ -2,7 +2,8 @@
 
 log_feature_maps warns once, keeps returning (``{}``) instead of raising, and what is on disk
 is whole steps only: every feature-map event read back has every layer of its call.
-TensorBoard's writer is asynchronous, so a failed write surfaces at the next call.
+TensorBoard's writer is asynchronous, so a failed write surfaces at a later call: the events
+still in the writer's queue then (at most ``max_queue``, 10 by default) are lost too.
 """
 
 import errno
@@ -99,8 +100,9 @@ def test_disk_full_on_a_real_tiny_filesystem(tmp_path):
         shutil.copytree(mount_point / "run", copy)
         on_disk = stored_steps(copy)
         assert 0 < len(on_disk) and on_disk == steps[:len(on_disk)]
-        # The call whose write failed in the background had already returned its result.
-        assert len(claimed) - 1 <= len(on_disk) <= len(claimed)
+        # The calls whose events were still queued when the disk filled had already
+        # returned their results: at most the writer's queue, and the event in flight.
+        assert len(claimed) - writer.max_queue - 1 <= len(on_disk) <= len(claimed)
         with pytest.raises(OSError):
             writer.close()  # TensorBoard's writer itself re-raises on close (not ours)
     finally:
@@ -137,7 +139,8 @@ def test_disk_full_mid_record_leaves_only_whole_steps(tmp_path, disk_fills_after
     results, failures = train(writer, steps)
     claimed = check_one_warning_and_going_on(results, failures, steps)
     on_disk = stored_steps(logdir)  # the half record at the end is not read back
-    assert on_disk == steps[:len(on_disk)] and len(claimed) - 1 <= len(on_disk) <= len(claimed)
+    assert on_disk == steps[:len(on_disk)]
+    assert len(claimed) - writer.max_queue - 1 <= len(on_disk) <= len(claimed)  # see above
 
 
 def test_log_dir_removed_during_training(tmp_path):
@@ -172,37 +175,80 @@ def test_log_dir_removed_while_a_write_is_in_flight(tmp_path, monkeypatch):
     assert results[-1] == {} and not logdir.exists()
 
 
-TBX_SCRIPT = """
-import errno, warnings, torch
-import tensorboardX.record_writer as record_writer
-from tensorboardX import SummaryWriter
+FULL_QUEUE_SCRIPT = """
+import errno, faulthandler, sys, threading, time, warnings
+faulthandler.dump_traceback_later(HANG_S - 10, exit=True)  # a hang shows where it is
+import torch
+kind, mode, logdir = sys.argv[1:4]
+if kind == "tensorboardX":
+    from tensorboardX import SummaryWriter
+    from tensorboardX.record_writer import RecordWriter
+    writer = SummaryWriter(logdir)
+    event_writer = writer._get_file_writer().event_writer
+    pending, thread = event_writer._event_queue, event_writer._worker
+else:
+    from torch.utils.tensorboard import SummaryWriter
+    from tensorboard.summary.writer.record_writer import RecordWriter
+    writer = SummaryWriter(logdir)
+    async_writer = writer._get_file_writer().event_writer._async_writer
+    pending, thread = async_writer._byte_queue, async_writer._worker
 from tb_featmap import log_feature_maps
 
-real_write, written = record_writer.RecordWriter.write, [0]
+real_write, written, failing = RecordWriter.write, [0], threading.Event()
 
-def write(self, data):  # the disk fills after 100 kB
+def write(self, data):
+    # The disk fills after 100 kB, and this write fails only once the writer's queue is
+    # full: the worst moment, when the next put() waits for a thread about to die.
     written[0] += len(data)
     if written[0] > 100_000:
+        failing.set()
+        while not pending.full():
+            time.sleep(0.001)
         raise OSError(errno.ENOSPC, "No space left on device")
     return real_write(self, data)
 
-record_writer.RecordWriter.write = write
-writer = SummaryWriter(__import__("sys").argv[1])
+RecordWriter.write = write
+results = []
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    results = [log_feature_maps(writer, {"a": torch.randn(1, 8, 32, 32)}, s, precision="float16") for s in range(40)]
-print(sum(1 for w in caught if "could not write" in str(w.message)), sum(1 for r in results if r == {}))
+    for step in range(60):
+        if mode == "after":  # stop with the queue full and the thread failing
+            while pending.full() and not failing.is_set():
+                time.sleep(0.001)  # the thread takes the next event, or starts failing
+            if pending.full():
+                break
+        layer = {"a": torch.randn(1, 8, 32, 32)}
+        results.append(log_feature_maps(writer, layer, step, precision="float16"))
+if mode == "after":
+    thread.join()  # it died after the last call: only interpreter exit is left
+warned = sum(1 for w in caught if "could not write" in str(w.message))
+print(warned, sum(1 for r in results if r == {}), len(results))
 """
 
 
-def test_disk_full_with_a_tensorboardx_writer_warns_and_never_blocks(tmp_path):
+# Only a hang takes this long: a run takes a few seconds, up to a minute on a 2-core
+# machine at a load of 8 (the bound once was 60 s, and such a load crossed it once).
+HANG_S = 300
+FULL_QUEUE_SCRIPT = FULL_QUEUE_SCRIPT.replace("HANG_S", str(HANG_S))
+
+
+@pytest.mark.parametrize("kind", ["tensorboardX", "torch"])
+@pytest.mark.parametrize("mode", ["during", "after"])
+def test_a_writer_thread_dying_on_a_full_queue_never_blocks(tmp_path, kind, mode):
+    """The writer thread dies while its queue is full: during training (the next call
+    must warn, not wait forever) or after the last call (exit must not hang). Each write
+    is made to fail at exactly that moment, so the outcome is the same every run."""
     try:
         done = subprocess.run(
-            [sys.executable, "-c", TBX_SCRIPT, str(tmp_path / "run")],
-            capture_output=True, text=True, timeout=30,
+            [sys.executable, "-c", FULL_QUEUE_SCRIPT, kind, mode, str(tmp_path / "run")],
+            capture_output=True, text=True, timeout=HANG_S,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail("log_feature_maps blocked after the disk filled up")
+        pytest.fail(f"blocked after the disk filled up ({kind}, thread died {mode} a call)")
+    assert "Timeout" not in done.stderr, done.stderr[-4000:]  # faulthandler's stacks
     assert done.returncode == 0, done.stderr[-2000:]
-    warned, empty = map(int, done.stdout.split())
-    assert warned == 1 and empty > 0
+    warned, empty, calls = map(int, done.stdout.split())
+    if mode == "during":
+        assert warned == 1 and 0 < empty < calls == 60
+    else:
+        assert warned == 0 and empty == 0 and calls > 10

@@ -20,7 +20,12 @@ def test_writer_internals_exist(tmp_path, writer_class):
     assert callable(file_writer.add_summary) and callable(file_writer.get_logdir)
     assert writer.all_writers is not None
     if writer_class is tensorboardX.SummaryWriter:
-        assert file_writer.event_writer._worker.is_alive()  # what EventSink.add_summary checks
+        event_writer = file_writer.event_writer  # what _writers._put_tensorboardx_event uses
+        assert event_writer._worker.is_alive() and event_writer._closed is False
+        assert callable(event_writer._event_queue.cancel_join_thread)
+        from tensorboardX.proto import event_pb2
+
+        event_writer._event_queue.put(event_pb2.Event(step=1, wall_time=1.0), timeout=1)
     writer.close()
     assert writer.all_writers is None  # what EventSink.closed() checks
 
