@@ -215,12 +215,20 @@ export class DecodedMaps {
   }
 }
 
+const FLOAT32_TINY = 2 ** -126;
+
 /**
  * The value of code q in a map with stats min/max, in float32 arithmetic exactly as
- * numpy's decode_values: lo + q * ((hi - lo) / 254). NaN for the non-finite code.
+ * numpy's decode_values: lo + q * ((hi - lo) / 254). NaN for the non-finite code. Where
+ * float32 cannot hold the step (a finite map whose span overflows, or whose step is
+ * subnormal), in float64 rounded once, as decode_values does too.
  */
 export function dequantise(q, lo, hi) {
   if (q === NONFINITE_CODE) return NaN;
   const step = Math.fround(Math.fround(hi - lo) / LEVELS);
+  const exact = step === Infinity || (step > 0 && step < FLOAT32_TINY);
+  if (exact && Number.isFinite(lo) && Number.isFinite(hi)) {
+    return Math.fround(lo + q * ((hi - lo) / LEVELS));
+  }
   return Math.fround(lo + Math.fround(q * step));
 }

@@ -24,6 +24,7 @@ from tb_featmap import payload
 __all__ = [
     "PLUGIN_NAME",
     "TAG_NAMESPACE",
+    "MAX_NAME_LENGTH",
     "PluginMetadata",
     "create_summary_metadata",
     "parse_plugin_metadata",
@@ -37,6 +38,9 @@ PLUGIN_NAME = "feature_maps"
 # collide with a scalar called "loss" in the same run: TensorBoard keeps one metadata per
 # tag, and the first writer of a tag would win.
 TAG_NAMESPACE = "feature_maps/"
+
+# The longest run or tag name the plugin's routes accept (and so the writer logs).
+MAX_NAME_LENGTH = 4096
 
 _MAX_CONTENT_BYTES = 4096  # the writer's content is 14 bytes
 

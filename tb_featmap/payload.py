@@ -266,6 +266,9 @@ def inflate(blob: bytes, expected: int) -> bytes:
     return raw
 
 
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
+
 def decode_values(header: dict, stats: np.ndarray, blob: bytes) -> np.ndarray:
     """The stored maps, dequantised, as float32 of shape ``header["stored"]``.
 
@@ -292,6 +295,16 @@ def decode_values(header: dict, stats: np.ndarray, blob: bytes) -> np.ndarray:
     hi = stats[:, :, 1, None, None]
     with np.errstate(invalid="ignore", over="ignore"):
         values = lo + codes.astype(np.float32) * ((hi - lo) / LEVELS)
+        # Where float32 cannot hold the step, a finite map whose span overflows (values
+        # near +-3.4e38) or whose step is subnormal: those maps in float64, rounded to
+        # float32 once at the end.
+        step = (hi - lo) / LEVELS
+        wide = (np.isinf(step) | ((step > 0) & (step < _FLOAT32_TINY)))
+        wide &= np.isfinite(lo) & np.isfinite(hi)
+        if wide.any():
+            at = np.nonzero(wide[:, :, 0, 0])
+            lo64, hi64 = lo[at].astype(np.float64), hi[at].astype(np.float64)
+            values[at] = lo64 + codes[at] * ((hi64 - lo64) / LEVELS)
     values[codes == NONFINITE_CODE] = np.nan
     return values.astype(np.float32, copy=False)
 

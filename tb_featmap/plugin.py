@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 # to scrub every logged step of an ordinary run; TensorBoard holds them in memory, so a run
 # costs about DEFAULT_SAMPLES x (bytes per step of a layer) per layer. `0` keeps all.
 DEFAULT_SAMPLES = 1000
-_MAX_ARG_LENGTH = 4096
 _CACHED_SERIES = 64
 # Headers and statistics of steps, remembered for /stats and /maps; a step of more than
 # _CACHED_STEP_BYTES (a layer of over ~20,000 maps) is not: too few would fit to help.
@@ -442,7 +441,7 @@ def _string_arg(request, name: str, required: bool = True) -> Optional[str]:
     if len(values) > 1:
         raise errors.InvalidArgumentError(f"argument given more than once: {name}")
     value = values[0]
-    if len(value) > _MAX_ARG_LENGTH:
+    if len(value) > metadata.MAX_NAME_LENGTH:
         raise errors.InvalidArgumentError(f"argument too long: {name}")
     return value
 

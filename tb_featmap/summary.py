@@ -3,7 +3,6 @@
 Together with ``recorder.py`` this is the only part of tb_featmap that imports torch.
 """
 
-import functools
 import math
 import warnings
 import weakref
@@ -191,7 +190,7 @@ def log_feature_maps(
     result = {}
     counts = _SEQ.setdefault(sink.writer, {})
     record_bytes = 0
-    max_tag = _max_tag_length()
+    max_tag = metadata.MAX_NAME_LENGTH
     for name, _ in items:
         tag = metadata.make_tag(name, prefix)
         if len(tag) > max_tag:
@@ -229,21 +228,6 @@ def log_feature_maps(
     for tag in result:
         counts[tag] = counts.get(tag, 0) + 1
     return result
-
-
-@functools.lru_cache(maxsize=None)
-def _max_tag_length() -> int:
-    """The longest tag the plugin serves (its limit on a run or tag argument).
-
-    The number lives in plugin.py only (it belongs in metadata.py); importing the plugin
-    loads TensorBoard's server side, whose dependencies warn at import (bleach's html5lib
-    deprecation): those warnings are not the training script's business.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from tb_featmap.plugin import _MAX_ARG_LENGTH
-
-    return _MAX_ARG_LENGTH
 
 
 def _rank() -> Optional[int]:

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing import event_file_loader
 from torch.utils.tensorboard import SummaryWriter
 
 from support import wsgi_client
-from tb_featmap import log_feature_maps, metadata, payload
+from tb_featmap import log_feature_maps, metadata, payload, read
 from tb_featmap import summary as summary_module
 
 TAGS = "/data/plugin/feature_maps/tags"
@@ -323,9 +323,7 @@ def dequantized(stats, codes):
 
 
 def test_the_longest_tag_the_plugin_serves_is_accepted_and_one_more_refused(tmp_path, writer):
-    from tb_featmap import plugin
-
-    name = "n" * (plugin._MAX_ARG_LENGTH - len(metadata.make_tag("")))
+    name = "n" * (metadata.MAX_NAME_LENGTH - len(metadata.make_tag("")))
     log_feature_maps(writer, {name: torch.rand(1, 2, 3, 3)}, 0)
     with pytest.raises(ValueError, match="tag"):
         log_feature_maps(writer, {name + "n": torch.rand(1, 2, 3, 3)}, 0)
@@ -364,6 +362,11 @@ def test_statistics_and_codes_are_exact_for_every_finite_float32_map(tmp_path, w
     span = wide.max(axis=2) - wide.min(axis=2)
     error = np.abs(dequantized(stats, codes) - x).reshape(1, 3, -1).max(axis=2)
     assert (error <= span / 508 * (1 + 1e-5)).all(), (error, span)
+    # What read(), the npy route and the CLI give back (payload.decode_values) is within
+    # the bound too, also where max - min overflows float32.
+    values = read(str(tmp_path), layer="a")[-1].values.astype(np.float64)
+    error = np.abs(values - x).reshape(1, 3, -1).max(axis=2)
+    assert (error <= span / 508 * (1 + 1e-5) + ulp).all(), (error, span)
 
 
 def test_float16_overflow_falls_back_to_uint8_and_warns_once(tmp_path, writer):

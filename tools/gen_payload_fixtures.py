@@ -63,6 +63,14 @@ CASES = {
         lambda: torch.arange(64, dtype=torch.float32).reshape(1, 1, 8, 8),
         {"max_size": 4},
     ),
+    "uint8: a finite map whose span overflows float32": (
+        lambda: torch.tensor([-3e38, -1e38, 0.0, 1e38, 2e38, 3e38]).reshape(1, 1, 2, 3),
+        {},
+    ),
+    "uint8: a subnormal step": (
+        lambda: torch.tensor([1e-42, 2e-42, 5e-42, 0.0, 3e-42, 4e-42]).reshape(1, 1, 2, 3),
+        {},
+    ),
     "float16: exact values, inf, NaN, a subnormal": (
         lambda: torch.tensor([1.0, -2.0, 0.5, math.inf, math.nan, 2.0**-24, 65504.0, -0.1])
         .reshape(1, 1, 2, 4),
