@@ -10,12 +10,12 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+import tqdm
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 from tb_featmap import render
 from tb_featmap.cli import main
-from tb_featmap.reader import read
 from tb_featmap.summary import log_feature_maps
 
 STEPS = (0, 10, 20)
@@ -171,21 +171,44 @@ def test_export_defaults_newest_step_and_default_scale(logdir, tmp_path, capsys)
     assert "step 20" in capsys.readouterr().err  # the only run with "conv", its newest step
     scale = math.ceil(16 / max(H, W))  # default: maps at least 16 pixels
     assert Image.open(out).size == (3 * (W * scale + 1) - 1, 2 * (H * scale + 1) - 1)
-    newest = read(logdir, run="train", layer="conv", step=20)[0]
-    expected = render.render_record(newest, scale=scale)
-    np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), expected)
+    image = np.asarray(Image.open(out).convert("RGB"))
+    # Each pixel against the source tensor through matplotlib's gray colormap, not against
+    # render.py: the colour of index 255 * (v - min) / (max - min) of its map (the default
+    # "channel" range), give or take one index for the stored value's quantisation (at most
+    # half an index) and rounding (half an index); a map's min and max are stored exactly.
+    lut = np.rint(matplotlib.colormaps["gray"].resampled(256)(np.arange(256))[:, :3] * 255)
+    source = _conv(20)[0].numpy().astype(np.float64)
+    for c in range(C):
+        cell = _cell(image, c, scale).astype(np.float64)
+        lo, hi = source[c].min(), source[c].max()
+        for (y, x), v in np.ndenumerate(source[c]):
+            pixel = cell[y * scale:(y + 1) * scale, x * scale:(x + 1) * scale].reshape(-1, 3)
+            assert (pixel == pixel[0]).all(), (c, y, x)  # one value, scale x scale pixels
+            if hi == lo:  # a constant map: the low end of the colormap
+                allowed = [lut[0]]
+            elif v in (lo, hi):  # the ends are stored exactly: the ends of the colormap
+                allowed = [lut[0] if v == lo else lut[255]]
+            else:
+                exact = 255 * (v - lo) / (hi - lo)
+                allowed = [lut[i] for i in range(256) if abs(i - exact) <= 1.01]
+            assert any((pixel[0] == colour).all() for colour in allowed), (c, y, x, pixel[0])
+    assert (_cell(image, 5, scale) == render.GAP_RGB).all()  # the unused sixth cell
 
 
 # --- export: GIF -----------------------------------------------------------------------
 
 
 def test_export_gif_over_all_steps_with_progress(logdir, tmp_path, capsys):
+    """tqdm is installed (make test installs it): its bar, not the plain counter."""
+    assert tqdm.__version__
     out = tmp_path / "layer.gif"
     code = main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "all",
                  "--norm", "fixed", "-o", str(out)])
     assert code == 0
     err = capsys.readouterr().err
-    assert "3/3" in err and "3 steps" in err
+    assert "100%|" in err and "3/3 [" in err and "step/s]" in err, err  # tqdm's bar
+    assert "tb-featmap: 3/3 steps" not in err, err  # not the counter
+    assert "3 steps" in err  # the summary line
     gif = Image.open(out)
     assert gif.n_frames == len(STEPS)
     frames = []
@@ -198,12 +221,17 @@ def test_export_gif_over_all_steps_with_progress(logdir, tmp_path, capsys):
 
 
 def test_progress_without_tqdm_is_a_counter(logdir, tmp_path, capsys, monkeypatch):
+    """tqdm absent: `import tqdm` raises ImportError while sys.modules maps it to None, and
+    the CLI imports it when the export starts, so the counter is used."""
     monkeypatch.setitem(sys.modules, "tqdm", None)
+    with pytest.raises(ImportError):
+        import tqdm as _  # noqa: F401 - the simulation works
     out = tmp_path / "plain.gif"
     assert main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "all",
                  "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "tb-featmap: 1/3 steps" in err and "tb-featmap: 3/3 steps" in err
+    assert "100%|" not in err and "step/s" not in err, err
     assert main(["export", str(logdir), "--run", "train", "--layer", "conv", "--steps", "all",
                  "-q", "-o", str(out)]) == 0
     assert capsys.readouterr().err == ""

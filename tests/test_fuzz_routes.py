@@ -4,8 +4,16 @@ Whatever the query (missing, repeated, huge, negative, non-numeric or unicode ar
 path traversal, broken percent-encoding), the answer is a 200 with JSON or bytes, or a 400
 or 404 with a short plain-text message: never a 500 (the test client re-raises any
 exception a handler lets out), never a traceback, never HTML.
+
+A quarter of the queries are valid: a real run, tag, step, sample and (half the time) the
+step's real wall time, read from the event files with tb_featmap.read, not through the
+plugin. Others take such a query and change one argument to a hostile value or to one that
+names nothing stored. So each route reaches its success path, its cached one (`maps` with a
+matching wall time, and steps whose header is remembered) and its errors, and each route
+must reach 200, 400 and 404 at least OUTCOME_MINIMUM times on its own.
 """
 
+import collections
 import io
 import json
 import urllib.parse
@@ -14,32 +22,64 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from torch.utils.tensorboard import SummaryWriter
 
 from support import wsgi_client
-from tb_featmap import log_feature_maps, payload
+from tb_featmap import log_feature_maps, payload, plugin
+from tb_featmap.reader import read
 
 ROUTE = "/data/plugin/feature_maps/"
 RUN, TAG = "train", "feature_maps/conv"
 STEPS = [0, 3, 7]
+RUNS = {RUN: STEPS, "évál 😀": [1, 7]}  # run -> logged steps; a unicode run name is real too
+SHAPES = {"feature_maps/conv": (2, 4, 6, 6), "feature_maps/fc": (2, 8, 1, 1)}
 FUZZ = settings(
     max_examples=200,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# Per route, of FUZZ.max_examples queries: each of 200, 400 and 404 at least this often
+# (the fixed seed gives 23 to 98 of each), and a cached `maps` reply (wall time given) at
+# least CACHED_MINIMUM times. `tags` and `index.js` take no arguments: always 200.
+OUTCOME_MINIMUM = 15
+CACHED_MINIMUM = 10
+MINIMUMS = {
+    **{route: {200: OUTCOME_MINIMUM, 400: OUTCOME_MINIMUM, 404: OUTCOME_MINIMUM}
+       for route in ("steps", "maps", "stats", "npy")},
+    "tags": {200: FUZZ.max_examples},
+    "index.js": {200: FUZZ.max_examples},
+}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def logdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
-    writer = SummaryWriter(root / RUN)
-    for step in STEPS:
-        log_feature_maps(writer, {"conv": torch.rand(2, 4, 6, 6), "fc": torch.rand(2, 8)}, step, max_samples=2)
-    writer.close()
-    return wsgi_client(root)
+    for run, steps in RUNS.items():
+        writer = SummaryWriter(root / run)
+        for step in steps:
+            maps = {"conv": torch.rand(2, 4, 6, 6), "fc": torch.rand(2, 8)}
+            log_feature_maps(writer, maps, step, max_samples=2)
+        writer.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def layers(logdir):
+    """(run, tag) -> [(step, wall time)] as stored, read without the plugin."""
+    found = {}
+    for record in read(logdir, values=False):
+        found.setdefault((record.run, record.tag), []).append((record.step, record.wall_time))
+    assert sorted(found) == sorted((run, tag) for run in RUNS for tag in SHAPES)
+    return found
+
+
+@pytest.fixture(scope="module")
+def client(logdir):
+    return wsgi_client(logdir)
 
 
 NASTY = [
@@ -59,26 +99,62 @@ VALUES = st.one_of(
     st.text(alphabet="./%\\:~", max_size=30),
 )
 KEYS = st.sampled_from(["run", "tag", "step", "sample", "wall_time", "x", "RUN", "", "run[]"])
+RAW = ["%ff%fe", "step=%", "run=%zz", "&&", "=", "tag", "%00=%00"]
 
 
-@st.composite
-def queries(draw):
-    """A raw query string: known and unknown keys, each 0 to 3 times, values hostile or
-    valid, and sometimes a raw fragment that is not valid percent-encoding or UTF-8."""
-    if draw(st.booleans()):
-        pairs = draw(st.lists(st.tuples(KEYS, VALUES), max_size=6))
-        if draw(st.booleans()):  # valid run and tag too, so that later checks are reached
-            pairs = [("run", RUN), ("tag", TAG)] + pairs
-    else:  # a valid query with one argument replaced
-        valid = {"run": RUN, "tag": TAG, "step": "3", "sample": "1", "wall_time": "1.5"}
-        valid[draw(KEYS)] = draw(VALUES)
-        pairs = list(valid.items())
-    parts = [
-        urllib.parse.urlencode([(k, v.encode("utf-8", "surrogatepass"))])
-        for k, v in pairs
-    ]
-    parts += draw(st.lists(st.sampled_from(["%ff%fe", "step=%", "run=%zz", "&&", "=", "tag", "%00=%00"]), max_size=2))
-    return "&".join(draw(st.permutations(parts)))
+def queries(layers):
+    """Raw query strings. A quarter valid (real run, tag, step, sample, wall time); a quarter
+    valid but for one argument that names nothing stored; a quarter valid but for one
+    hostile or missing argument; a quarter hostile keys and values, each 0 to 3 times. The
+    hostile ones sometimes carry a raw fragment that is not valid percent-encoding or UTF-8."""
+    names = sorted(layers)
+
+    def absent(run, tag):
+        """Values that parse but name nothing stored: a 404 from every route that reads them."""
+        steps = [step for step, _ in layers[run, tag]]
+        times = [wall for _, wall in layers[run, tag]]
+        return {
+            "run": st.sampled_from([name for name in RUNS if (name, tag) not in layers] + ["nope", "é"]),
+            "tag": st.sampled_from(["feature_maps/nope", "feature_maps", "conv", "loss"]),
+            "step": st.integers(-3, 12).filter(lambda s: s not in steps).map(str),
+            "sample": st.integers(2, 9).map(str),
+            "wall_time": st.sampled_from(times).map(lambda t: repr(t + 1.0)),
+        }
+
+    @st.composite
+    def draw_query(draw):
+        kind = draw(st.sampled_from(["valid", "absent", "hostile_arg", "hostile"]))
+        raw = []
+        if kind == "hostile":
+            pairs = draw(st.lists(st.tuples(KEYS, VALUES), max_size=6))
+            if draw(st.booleans()):  # a real run and tag too, so that later checks are reached
+                run, tag = draw(st.sampled_from(names))
+                pairs = [("run", run), ("tag", tag)] + pairs
+            raw = draw(st.lists(st.sampled_from(RAW), max_size=2))
+        else:
+            run, tag = draw(st.sampled_from(names))
+            step, wall_time = draw(st.sampled_from(layers[run, tag]))
+            query = {"run": run, "tag": tag, "step": str(step), "sample": str(draw(st.integers(0, 1)))}
+            if draw(st.booleans()):
+                query["wall_time"] = repr(wall_time)
+            if kind == "absent":
+                key = draw(st.sampled_from(sorted(absent(run, tag))))
+                query[key] = draw(absent(run, tag)[key])
+            elif kind == "hostile_arg":
+                key = draw(KEYS)
+                if draw(st.integers(0, 3)) == 0:
+                    query.pop(key, None)
+                else:
+                    query[key] = draw(VALUES)
+                raw = draw(st.lists(st.sampled_from(RAW), max_size=1))
+            pairs = list(query.items())
+        parts = [
+            urllib.parse.urlencode([(k, v.encode("utf-8", "surrogatepass"))])
+            for k, v in pairs
+        ]
+        return "&".join(draw(st.permutations(parts + raw)))
+
+    return draw_query()
 
 
 def check(response):
@@ -97,24 +173,62 @@ def check(response):
     return status
 
 
-@pytest.mark.parametrize("route", ["tags", "steps", "maps", "stats", "npy", "index.js"])
-@FUZZ
-@given(query=queries())
-def test_every_route_survives_hostile_queries(client, route, query):
-    check(client.get(ROUTE + route + "?" + query))
+def fuzz(client, layers, route, fuzz_settings=FUZZ) -> collections.Counter:
+    """Send the generated queries to one route; check each reply. Returns the count of each
+    status, and under "cached" the `maps` replies that may be cached for good."""
+    counts = collections.Counter()
+
+    @fuzz_settings
+    @given(query=queries(layers))
+    def one(query):
+        response = client.get(ROUTE + route + "?" + query)
+        status = check(response)
+        counts[status] += 1
+        if status == 200 and route == "npy":
+            args = urllib.parse.parse_qs(query)
+            assert np.load(io.BytesIO(response.get_data())).shape == SHAPES[args["tag"][0]]
+        if status == 200 and route == "maps":
+            assert response.get_data()[:4] == b"TBFM"
+            counts["cached"] += "max-age=31536000" in response.headers["Cache-Control"]
+
+    one()
+    return counts
 
 
-def test_the_fuzzer_reaches_every_outcome(client):
-    """The generated queries are not all rejected up front: each outcome shows up."""
-    outcomes = set()
+@pytest.mark.parametrize("route", sorted(MINIMUMS))
+def test_every_route_survives_hostile_queries_and_reaches_every_outcome(client, layers, route):
+    counts = fuzz(client, layers, route)
+    print(f"\n{route}: {dict(counts)}")
+    for status, minimum in MINIMUMS[route].items():
+        assert counts[status] >= minimum, (route, status, dict(counts))
+    if route == "maps":
+        assert counts["cached"] >= CACHED_MINIMUM, dict(counts)
 
-    @FUZZ
-    @given(route=st.sampled_from(["steps", "maps", "stats", "npy"]), query=queries())
-    def run(route, query):
-        outcomes.add(check(client.get(ROUTE + route + "?" + query)))
 
-    run()
-    assert outcomes == {200, 400, 404}, outcomes
+@pytest.fixture
+def broken_client(logdir, monkeypatch, request):
+    """A client whose handler of the route request.param raises on valid step 7, which every
+    layer has (werkzeug's test client re-raises it, as a real server would answer 500)."""
+    handler_name = {"maps": "_serve_maps", "npy": "_serve_npy"}[request.param]
+    original = getattr(plugin.FeatureMapsPlugin, handler_name)
+
+    def broken(self, environ, start_response):
+        args = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        if args.get("step") == ["7"] and len(args.get("run", [])) == len(args.get("tag", [])) == 1:
+            raise RuntimeError("broken on purpose at step 7")
+        return original(self, environ, start_response)
+
+    monkeypatch.setattr(plugin.FeatureMapsPlugin, handler_name, broken)
+    return wsgi_client(logdir)
+
+
+@pytest.mark.parametrize("broken_client, route", [("maps", "maps"), ("npy", "npy")],
+                         indirect=["broken_client"])
+def test_the_fuzzer_catches_a_route_broken_on_purpose(broken_client, layers, route):
+    """The mutation that the old fuzzer missed: a route that fails on a valid, existing step."""
+    without_shrinking = settings(FUZZ, phases=[Phase.generate])
+    with pytest.raises(RuntimeError, match="broken on purpose at step 7"):
+        fuzz(broken_client, layers, route, without_shrinking)
 
 
 PATH_PARTS = st.one_of(
@@ -325,7 +439,7 @@ def test_hostile_event_files_never_make_a_route_fail(hostile_logdir, tensorboard
             assert TAG in tags.get(name, {}), name
             status, _, body = tb.get(ROUTE + f"npy?run={name}&tag={TAG}&step=0")
             assert status == 200 and np.load(io.BytesIO(body)).shape == (1, 2, 3, 3), name
-    output = tb.output()
-    assert "Traceback" not in output and " 500 " not in output, output[-3000:]
+    output = tb.output()  # each reply's status was checked in _fetch_all; this is werkzeug's log
+    assert "Traceback" not in output and "Error on request" not in output, output[-3000:]
     print(f"\n{loader_flags or 'rust'}: {len(runs)} hostile runs ({EXAMPLES} per kind: {', '.join(KINDS)}), "
           f"responses by status: {dict(sorted(counts.items()))}")

@@ -122,12 +122,18 @@ def test_stats_marks_channels_dead_at_every_step(tmp_path):
 
 
 def test_npy_export(client):
-    status, headers, body = get(client, "npy", run="train", tag="feature_maps/fc", step=4)
+    """Every stored map of a step, each within its quantisation bound: (max - min) / 508 of
+    the map (uint8 rounds to the nearest of 255 steps), plus float32 rounding. The maps have
+    a real spread, so the values do not round-trip exactly and the rounding is exercised."""
+    status, headers, body = get(client, "npy", run="train", tag="feature_maps/conv1", step=4)
     assert status == 200 and "step4.npy" in headers["Content-Disposition"]
     array = np.load(io.BytesIO(body))
-    assert array.dtype == np.float32 and array.shape == (2, 16, 1, 1)
-    expected = activations(4)["fc"].numpy()
-    np.testing.assert_allclose(array[:, :, 0, 0], expected, atol=(expected.max() - expected.min()) / 500)
+    expected = activations(4)["conv1"].numpy()
+    assert array.dtype == np.float32 and array.shape == expected.shape == (2, 6, 12, 10)
+    span = expected.max(axis=(2, 3), keepdims=True) - expected.min(axis=(2, 3), keepdims=True)
+    error = np.abs(array - expected)
+    assert (error <= span / 508 + 1e-5 * np.abs(expected).max()).all(), (error / span).max()
+    assert (error > span / 5000).any()  # quantised, not stored exact: the bound is what is tested
 
 
 @pytest.mark.parametrize(
@@ -202,7 +208,8 @@ def test_real_tensorboard_keeps_every_step_by_default(logdir, tensorboard_proces
     for path in ("index.js/", "index.js//"):  # a trailing slash was a 500
         status, headers, body = tb.get(ROUTE + path)
         assert status == 404 and headers["Content-Type"].startswith("text/plain"), (path, status)
-    assert " 500 " not in tb.output() and "Traceback" not in tb.output()
+    # Each reply's status is checked above; a handler's exception is also logged by werkzeug.
+    assert "Traceback" not in tb.output() and "Error on request" not in tb.output()
 
 
 @pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])

@@ -317,6 +317,25 @@ def check_body(status, headers, body):
         assert headers["Content-Type"].startswith("text/plain") and len(body) < 400, body
 
 
+def checked(get):
+    """get(path) -> (status, headers, body), each reply checked by check_body as it arrives:
+    no response a test makes, not even a poll that waits for data, may be a 500."""
+    def checked_get(path):
+        status, headers, body = get(path)
+        assert status in (200, 400, 404), (path, status, body[:300])
+        check_body(status, headers, body)
+        return status, headers, body
+    return checked_get
+
+
+def assert_no_server_error(tb):
+    """TensorBoard's log names no failed request. A handler's exception is logged by werkzeug
+    as "Error on request" with a traceback; the status 500 itself is not logged, so the
+    status of every reply is checked where it arrives (`checked`)."""
+    output = tb.output()
+    assert "Traceback" not in output and "Error on request" not in output, output[-3000:]
+
+
 # /maps checks the header and the stats but passes the compressed maps on undecoded (the
 # browser inflates them and shows an error for that step); /npy inflates them and says 404.
 MAPS_UNCHECKED = {"bad_zlib": [2], "zip_bomb": [2]}
@@ -393,7 +412,7 @@ def wsgi_get(client):
     def get(path):
         response = client.get(path)
         return response.status_code, response.headers, response.get_data()
-    return get
+    return checked(get)
 
 
 def test_tags_lists_every_readable_layer_and_warns_once(client, caplog):
@@ -425,15 +444,15 @@ def test_tags_says_which_steps_were_skipped_once_stats_read_them(client):
 @pytest.fixture(scope="module")
 def rust_tensorboard(logdir):
     tb = TensorBoardProcess(logdir)
-    yield tb
+    yield tb, checked(tb.get)
     tb.stop()
 
 
 def test_each_case_through_a_real_tensorboard_with_the_rust_data_server(rust_tensorboard):
-    tb = rust_tensorboard
+    tb, get = rust_tensorboard
 
     def loaded():
-        status, _, body = tb.get(ROUTE + "tags")
+        status, _, body = get(ROUTE + "tags")
         tags = json.loads(body) if status == 200 else {}
         return all(
             name in tags and tags[name][TAG]["steps"] == len(expected_steps(name, "rust"))
@@ -442,12 +461,12 @@ def test_each_case_through_a_real_tensorboard_with_the_rust_data_server(rust_ten
 
     check_tags(tb.wait_for(loaded, timeout=90), "rust")
     for name in CASES:
-        check_case(tb.get, name, "rust")
-    check_tags(json.loads(tb.get(ROUTE + "tags")[2]), "rust", complete=True)
+        check_case(get, name, "rust")
+    check_tags(json.loads(get(ROUTE + "tags")[2]), "rust", complete=True)
     for _ in range(2):
-        assert tb.get(ROUTE + "tags")[0] == 200
+        assert get(ROUTE + "tags")[0] == 200
+    assert_no_server_error(tb)
     output = tb.output()
-    assert "Traceback" not in output and " 500 " not in output, output[-3000:]
     warnings = [line.split("] ", 1)[1] for line in output.splitlines() if "plugin.py" in line]
     assert warnings and len(warnings) == len(set(warnings)), warnings  # each once
 
@@ -455,14 +474,14 @@ def test_each_case_through_a_real_tensorboard_with_the_rust_data_server(rust_ten
 def test_read_gives_what_the_default_loader_serves_for_steps_logged_twice(logdir, rust_tensorboard):
     """After a restart from an older checkpoint, read() (and so the CLI) follow TensorBoard's
     default loader, the Rust data server: the same steps, with the newer writer's maps."""
-    tb, name = rust_tensorboard, "restarted_back"
+    (tb, get), name = rust_tensorboard, "restarted_back"
     want_steps = expected_steps(name, "rust")
     steps_url = ROUTE + f"steps?run={name}&tag={TAG}"
-    tb.wait_for(lambda: [s["step"] for s in json.loads(tb.get(steps_url)[2])] == want_steps)
+    tb.wait_for(lambda: [s["step"] for s in json.loads(get(steps_url)[2])] == want_steps)
     records = read(logdir, run=name, layer="conv")
     assert [r.step for r in records] == want_steps
     for record in records:
-        status, _, body = tb.get(ROUTE + f"npy?run={name}&tag={TAG}&step={record.step}")
+        status, _, body = get(ROUTE + f"npy?run={name}&tag={TAG}&step={record.step}")
         assert status == 200
         np.testing.assert_array_equal(np.load(io.BytesIO(body)), record.values)
     want = activation(100 + 4).numpy()  # the second writer's step 4, not the first's
@@ -478,21 +497,22 @@ def test_live_training_is_read_while_it_writes(tmp_path, tensorboard_process, lo
     trainer = start_live_trainer(logdir / "live", 15)
     try:
         tb = tensorboard_process(logdir, *loader_flags)
+        get = checked(tb.get)
         seen, polls = [], 0
         while trainer.poll() is None:
             polls += 1
-            status, headers, body = tb.get(ROUTE + "tags")
+            status, headers, body = get(ROUTE + "tags")
             check_body(status, headers, body)
             assert status == 200, body
             tags = json.loads(body)
             if "live" in tags:
-                steps = [s["step"] for s in json.loads(tb.get(ROUTE + f"steps?run=live&tag={TAG}")[2])]
+                steps = [s["step"] for s in json.loads(get(ROUTE + f"steps?run=live&tag={TAG}")[2])]
                 assert steps == list(range(len(steps))), steps  # complete steps, in order
                 seen.append(len(steps))
-                status, headers, body = tb.get(ROUTE + f"npy?run=live&tag={TAG}&step={steps[-1]}")
+                status, headers, body = get(ROUTE + f"npy?run=live&tag={TAG}&step={steps[-1]}")
                 check_body(status, headers, body)
                 assert status == 200 and np.load(io.BytesIO(body)).shape == (2, 8, 32, 32)
-                status, _, body = tb.get(ROUTE + f"maps?run=live&tag={TAG}&step={steps[-1]}")
+                status, _, body = get(ROUTE + f"maps?run=live&tag={TAG}&step={steps[-1]}")
                 assert status == 200 and body[:4] == b"TBFM"
             time.sleep(0.4)
         out, err = trainer.communicate()
@@ -502,13 +522,12 @@ def test_live_training_is_read_while_it_writes(tmp_path, tensorboard_process, lo
         assert len(set(seen)) >= 3 and seen == sorted(seen), seen
         final = tb.wait_for(
             lambda: (lambda t: t.get("live", {}).get(TAG, {}).get("steps") == logged and t)(
-                json.loads(tb.get(ROUTE + "tags")[2])
+                json.loads(get(ROUTE + "tags")[2])
             ),
             timeout=30,
         )
         assert final["live"][TAG]["logged"] == logged
-        output = tb.output()
-        assert "Traceback" not in output and " 500 " not in output, output[-3000:]
+        assert_no_server_error(tb)
     finally:
         if trainer.poll() is None:
             trainer.kill()
@@ -528,24 +547,25 @@ def test_a_half_written_record_waits_until_it_is_complete(tmp_path, tensorboard_
     target = live / path.name
     target.write_bytes(data[:offset + length // 2])  # the writer is in the middle of step 5
     tb = tensorboard_process(tmp_path / "logs", *loader_flags)
+    get = checked(tb.get)
 
     def steps():
-        status, headers, body = tb.get(ROUTE + f"steps?run=live&tag={TAG}")
+        status, headers, body = get(ROUTE + f"steps?run=live&tag={TAG}")
         check_body(status, headers, body)
         return [s["step"] for s in json.loads(body)] if status == 200 else []
 
     assert tb.wait_for(lambda: steps() == STEPS[:-1])
     time.sleep(2.5)  # a few reload cycles over the half record change nothing
     assert steps() == STEPS[:-1]
-    status, _, body = tb.get(ROUTE + f"npy?run=live&tag={TAG}&step={STEPS[-1]}")
+    status, _, body = get(ROUTE + f"npy?run=live&tag={TAG}&step={STEPS[-1]}")
     assert status == 404 and b"no step 5" in body
     with open(target, "ab") as f:
         f.write(data[offset + length // 2:])
     assert tb.wait_for(lambda: steps() == STEPS)
-    status, _, body = tb.get(ROUTE + f"npy?run=live&tag={TAG}&step={STEPS[-1]}")
+    status, _, body = get(ROUTE + f"npy?run=live&tag={TAG}&step={STEPS[-1]}")
     want = activation(STEPS[-1]).numpy()
     assert status == 200 and np.abs(np.load(io.BytesIO(body)) - want).max() <= (want.max() - want.min()) / 500
-    assert "Traceback" not in tb.output()
+    assert_no_server_error(tb)
 
 
 ODD_NAMES = {"plain": True, "é😀 ünï": True, 'a"quote': False, "back\\slash": False, "tab\tand\x01": False}
@@ -559,18 +579,19 @@ def test_names_the_rust_data_server_cannot_read_cost_only_their_layer(tmp_path, 
     log_feature_maps(writer, {name: activation(i) for i, name in enumerate(ODD_NAMES)}, 0)
     writer.close()
     tb = tensorboard_process(tmp_path / "logs", *loader_flags)
+    get = checked(tb.get)
     readable = {name for name, ok in ODD_NAMES.items() if ok or loader_flags}
-    tags = tb.wait_for(lambda: (lambda r: r[0] == 200 and json.loads(r[2]))(tb.get(ROUTE + "tags")))
+    tags = tb.wait_for(lambda: (lambda r: r[0] == 200 and json.loads(r[2]))(get(ROUTE + "tags")))
     assert {info["layer"] for info in tags["run"].values()} == readable
     for i, name in enumerate(ODD_NAMES):
         query = urllib.parse.urlencode({"run": "run", "tag": f"feature_maps/{name}", "step": 0})
-        status, headers, body = tb.get(ROUTE + "npy?" + query)
+        status, headers, body = get(ROUTE + "npy?" + query)
         check_body(status, headers, body)
         assert status == (200 if name in readable else 404), (name, body)
         if name in readable:
             want = activation(i).numpy()
             assert np.abs(np.load(io.BytesIO(body)) - want).max() <= (want.max() - want.min()) / 500
-    assert "Traceback" not in tb.output()
+    assert_no_server_error(tb)
 
 
 def test_stats_over_a_restart_that_logged_fewer_samples(tmp_path):
