@@ -205,6 +205,7 @@ export function render() {
     get steps() { return player.steps; },
     get fixed() { return state.fixed; },
     get zoom() { return detail.zoom.view; },
+    get overlaid() { return Boolean(overlay.wanted(0)); },
     get current() { return grid.current && { maps: grid.current.coloring.maps, ...grid.current }; },
     set prefetch(on) { model.prefetch = on; },
   });
