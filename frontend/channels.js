@@ -6,7 +6,7 @@ export const RANKINGS = {
   std: 'std',
   mean: 'mean',
   zero_fraction: 'zero fraction',
-  change: 'change since the previous kept step',
+  change: 'change from the step before',
 };
 
 /** The most channels a filter may name (a range like 0-999999999 is refused, not expanded). */

@@ -2,13 +2,16 @@
 input, the shared crosshair, top K channels with the channel filter, and the detail zoom.
 
 One tensorboard for the module, small data: a 3-channel "input" of 16x16 and a "conv" layer
-of 12 channels of 8x8 whose channels have clearly different spreads, three steps, and a second
-run to compare with. What the page shows is checked against the `npy` route.
+of 12 channels of 8x8 whose channels have clearly different spreads, three steps, a second
+run to compare with, and a short demo run for the screenshot. What the page shows is checked
+against the `npy` route.
 """
 
 import hashlib
 import io
 import json
+import os
+import sys
 import urllib.parse
 
 import numpy as np
@@ -16,7 +19,7 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from support import TensorBoardProcess
+from support import REPO, TensorBoardProcess
 from tb_featmap import log_feature_maps
 
 TAG = "feature_maps/conv"
@@ -40,9 +43,15 @@ def tb(tmp_path_factory):
                 g = torch.Generator().manual_seed(step)
                 image = torch.rand(1, 3, 16, 16, generator=g)
                 log_feature_maps(writer, {"input": image, "conv": _conv(step, seed)}, step * 10)
+    sys.path.insert(0, str(REPO / "demo"))
+    try:
+        import train
+    finally:
+        sys.path.pop(0)
+    train.run_all(root, steps=120, maps_every=40)
     server = TensorBoardProcess(root)
     try:
-        server.wait_for(lambda: len(json.loads(server.get("/data/plugin/feature_maps/tags")[2])) == 2)
+        server.wait_for(lambda: len(json.loads(server.get("/data/plugin/feature_maps/tags")[2])) == 3)
         yield server
     finally:
         server.stop()
@@ -241,4 +250,30 @@ def test_zoom_keeps_the_hover_value_equal_to_npy_and_stays_while_stepping(tb, pa
     assert frame.evaluate("fmApp.zoom.scale") == 1
     frame.click("#fm-zoom-fit")
     assert frame.evaluate("fmApp.zoom") is None
+    assert not page.console_errors
+
+
+def test_screenshot_of_the_overlay_on_the_demo(tb, page, open_tab, tmp_path):
+    """The demo's conv1 over its probe image. Rewrites docs/screenshot-overlay.png when
+    UPDATE_SCREENSHOT=1."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    frame = open_tab(page, tb.url)
+    frame.wait_for_function("window.fmApp && fmApp.paintCount > 0", timeout=60000)
+    for selector, value in (("#fm-run", "shapes_cnn"), ("#fm-layer", "feature_maps/conv1"),
+                            ("#fm-colormap", "viridis"), ("#fm-overlay", "feature_maps/input")):
+        if frame.input_value(selector) != value:
+            _paint(frame, lambda: frame.select_option(selector, value))
+    _fill(frame, "#fm-opacity", "55")
+    layout = _layout(frame)
+    box = frame.locator("#fm-grid").bounding_box()
+    ox, oy = _origin(layout, 3)
+    _paint(frame, lambda: page.mouse.click(box["x"] + ox + 5, box["y"] + oy + 5))
+    frame.click("#fm-zoom-in")
+    frame.wait_for_selector("#fm-filmstrip button")
+    page.mouse.move(box["x"] + ox + layout["cellW"] * 0.4, box["y"] + oy + layout["cellH"] * 0.45)
+    frame.wait_for_function("document.querySelector('#fm-hover').dataset.channel === '3'")
+    update = os.environ.get("UPDATE_SCREENSHOT") == "1"
+    path = REPO / "docs" / "screenshot-overlay.png" if update else tmp_path / "overlay.png"
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10000
     assert not page.console_errors
