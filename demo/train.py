@@ -4,7 +4,9 @@ Offline and CPU-only: the data set is drawn on the fly (four classes: horizontal
 vertical stripes, blobs and rings, with noise), and the probe batch adds matplotlib's bundled
 photo of Grace Hopper. Every few steps the activations of ``conv1``, ``relu1``, ``conv2`` and
 ``conv3`` on that fixed probe batch are logged with tb_featmap, so the Feature Maps tab shows
-edge and blob detectors taking shape in the first layer as the loss falls.
+edge and blob detectors taking shape in the first layer as the loss falls. The probe images
+themselves are logged as the layer ``input`` (1 channel of 48 x 48, the aspect of every conv
+layer), so the tab's "Overlay on" draws each map over the image it responds to.
 
 Usage::
 

@@ -271,3 +271,62 @@ export class Coloring {
     return colorBarLabels({ mode, colormap, diff: Boolean(this.diffs), ranges, scope, format });
   }
 }
+
+// --- Overlay on the input: a 1- or 3-channel layer drawn as the background ---------------
+
+/**
+ * The background a layer makes: 1 channel in gray, 3 channels as RGB, each value at
+ * round((v - lo) * 255 / (hi - lo)) clamped to 0..255 on the span of all its channels
+ * ([lo, hi] of the sample: "normalised over the layer"); 0 for a flat span or a non-finite
+ * value. render.background_rgb is the same rule.
+ * @param {DecodedMaps} maps with 1 or 3 channels
+ * @param {number} sample
+ * @returns {Uint32Array} h * w packed, opaque
+ */
+export function backgroundColors(maps, sample) {
+  if (maps.c !== 1 && maps.c !== 3) throw new Error(`a background has 1 or 3 channels, not ${maps.c}`);
+  const s = Math.min(sample, maps.n - 1);
+  const mins = Array.from({ length: maps.c }, (_, c) => maps.min(s, c));
+  const maxs = Array.from({ length: maps.c }, (_, c) => maps.max(s, c));
+  const [lo, hi] = spanOf(mins, maxs);
+  const usable = hi > lo && Number.isFinite(hi - lo);
+  const scale = usable ? 255 / (hi - lo) : 0;
+  const level = (v) => (usable && Number.isFinite(v) ? indexAt(v, lo, scale) : 0);
+  const planes = Array.from({ length: maps.c }, (_, c) => maps.floats(s, c));
+  const [r, g, b] = maps.c === 3 ? planes : [planes[0], planes[0], planes[0]];
+  const out = new Uint32Array(maps.h * maps.w);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = ((255 << 24) | (level(b[i]) << 16) | (level(g[i]) << 8) | level(r[i])) >>> 0;
+  }
+  return out;
+}
+
+/** The weight of the maps over the background, 0..256, from an opacity 0..1. */
+export function overlayWeight(opacity) {
+  return Math.round(Math.min(1, Math.max(0, opacity)) * 256);
+}
+
+/**
+ * Colours scaled by weight/256, each of R, G, B as floor(v * weight / 256), alpha 0. An overlay
+ * pixel is the sum of the map's colour scaled by the weight and the background's scaled by
+ * 256 - weight, made opaque (see OPAQUE): no byte can carry into the next.
+ * @param {Uint32Array} colors packed RGBA
+ * @param {number} weight 0..256
+ * @param {Uint32Array} [out] may be `colors`
+ */
+export function scaleColors(colors, weight, out = new Uint32Array(colors.length)) {
+  for (let i = 0; i < colors.length; i++) {
+    const v = colors[i];
+    const r = ((v & 255) * weight) >> 8;
+    const g = (((v >>> 8) & 255) * weight) >> 8;
+    const b = (((v >>> 16) & 255) * weight) >> 8;
+    out[i] = (b << 16) | (g << 8) | r;
+  }
+  return out;
+}
+
+/** The alpha byte an overlay pixel gets: scaled map colour + scaled background | OPAQUE. */
+export const OPAQUE = 0xff000000;
+
+/** The crosshair that marks the hovered location in every map. */
+export const CROSSHAIR = '#00e5ff';

@@ -1,10 +1,13 @@
 // The detail view: one channel enlarged, its statistics, and a filmstrip of that channel
-// across the kept steps, each frame coloured as the grid colours that step.
+// across the kept steps, each frame coloured as the grid colours that step. The enlarged map
+// zooms and pans (zoom.js); its zoom stays while stepping and moving along the filmstrip.
 
+import { scaleColors } from './color.js';
 import { gridLayout, sampleIndices } from './layout.js';
 import { Latest } from './model.js';
 import { paintGrid } from './paint.js';
 import { el, filmFrame, formatValue } from './views.js';
+import { ZoomView } from './zoom.js';
 
 const FILMSTRIP_FRAMES = 40;
 
@@ -33,10 +36,12 @@ export class Detail {
     this.channel = null; // the channel shown, or null when closed
     this.frames = new Latest();
     this.node = el('div', { id: 'fm-detail', class: 'fm-detail', hidden: true });
+    this.zoom = new ZoomView();
   }
 
   close() {
     this.channel = null;
+    this.zoom.reset();
     this.frames.drop();
     this.node.hidden = true;
   }
@@ -48,8 +53,9 @@ export class Detail {
    * @param {number} stepCount kept steps of the layer
    * @param {number} index the kept step shown
    * @param {(i: number) => number} stepOf the step number of kept step i
+   * @param {object|null} [background] drawn under the map (Overlay.background)
    */
-  async show(channel, coloring, stepCount, index, stepOf) {
+  async show(channel, coloring, stepCount, index, stepOf, background = null) {
     const current = this.frames.take();
     this.channel = channel;
     const { maps, sample } = coloring;
@@ -67,11 +73,12 @@ export class Detail {
     const what = coloring.diffs ? 'Δ from the step before, across' : 'Across';
     this.node.replaceChildren(
       el('div', { class: 'fm-detail-head' }, el('strong', { text: `Channel ${channel}` }), close),
-      tileCanvas(coloring, channel, 256),
+      this.zoom.node,
       el('div', { class: 'fm-muted', text: stats.join(' · ') }),
       el('div', { class: 'fm-label', text: `${what} kept steps (click to go there)` }),
       strip);
     this.node.hidden = false;
+    this.showZoomed(channel, coloring, background);
     for (const i of sampleIndices(stepCount, FILMSTRIP_FRAMES)) {
       let frame;
       try {
@@ -86,5 +93,19 @@ export class Detail {
       button.addEventListener('click', () => this.on.goTo(i));
       strip.appendChild(button);
     }
+  }
+
+  /** The enlarged map, over the background when there is one. */
+  showZoomed(channel, coloring, background) {
+    const { w, h } = coloring.maps;
+    const colors = coloring.tile(channel, new Uint32Array(w * h));
+    if (background) scaleColors(colors, background.weight, colors);
+    const delta = coloring.diffs ? 'Δ ' : '';
+    this.zoom.show({
+      w, h, colors, background,
+      valueAt: (x, y) => coloring.valueAt(channel, y, x),
+      describe: (x, y, v) => `x ${x}, y ${y} · ${delta}${Number.isNaN(v) ? 'non-finite'
+        : String(Number(v.toPrecision(7)))}`,
+    });
   }
 }

@@ -1,8 +1,10 @@
 // The grid: the panels of maps (and the compare run's), their markers, colour bars and
 // summary, and the hover readout. Click a map to pick it.
 
+import { scaleColors } from './color.js';
+import { Crosshair } from './crosshair.js';
 import { lut, packRGBA } from './luts.js';
-import { channelOrder, gridLayout, hitTest, slotOrigin } from './layout.js';
+import { gridLayout, hitTest, slotOrigin } from './layout.js';
 import { paintGrid } from './paint.js';
 import { colorBar, el, formatValue } from './views.js';
 
@@ -15,10 +17,11 @@ const PICKED = '#ff9800';
 function panel(id, titleId) {
   const title = el('div', { class: 'fm-panel-title', id: titleId });
   const canvas = el('canvas', { id, class: 'fm-grid', width: 1, height: 1 });
+  const cross = new Crosshair(canvas, `${id}-cross`);
   const note = el('div', { class: 'fm-muted fm-scale-note', id: `${id}-scale` });
   const bar = el('div', { class: 'fm-colorbar-slot' });
-  const node = el('div', { class: 'fm-panel' }, title, canvas, note, bar);
-  return { title, canvas, note, bar, node };
+  const node = el('div', { class: 'fm-panel' }, title, cross.node, note, bar);
+  return { title, canvas, cross, note, bar, node };
 }
 
 /** A colour bar for a Coloring. */
@@ -27,11 +30,14 @@ function barOf(coloring, scope, id) {
   return colorBar(lut(coloring.colormap), low, high, caption, id);
 }
 
-/** Paints `coloring`'s maps in `order` into a canvas; returns the layout. */
-function paintCanvas(canvas, coloring, order, size, maxWidth) {
+/**
+ * Paints `coloring`'s maps in `order` into a canvas, over `background` when given (see
+ * Overlay.background); returns the layout.
+ */
+function paintCanvas(canvas, coloring, order, size, maxWidth, background = null) {
   const { maps } = coloring;
   const layout = gridLayout({
-    count: maps.c, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth,
+    count: order.length, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth,
   });
   if (canvas.width !== layout.width || canvas.height !== layout.height) {
     canvas.width = layout.width;
@@ -45,7 +51,10 @@ function paintCanvas(canvas, coloring, order, size, maxWidth) {
     canvas.fmImage = image;
   }
   const pixels = new Uint32Array(image.data.buffer);
-  paintGrid(pixels, layout, (slot, out) => coloring.tile(order[slot], out), GAP_RGBA);
+  const tile = background
+    ? (slot, out) => scaleColors(coloring.tile(order[slot], out), background.weight, out)
+    : (slot, out) => coloring.tile(order[slot], out);
+  paintGrid(pixels, layout, tile, GAP_RGBA, background);
   ctx.putImageData(image, 0, 0);
   return layout;
 }
@@ -68,7 +77,13 @@ export class Grid {
     this.current = null; // what the main grid shows: {coloring, layout, order}
     const canvas = this.main.canvas;
     canvas.addEventListener('mousemove', (e) => this.onHover(e));
-    canvas.addEventListener('mouseleave', () => { this.hover.textContent = HOVER_HINT; });
+    canvas.addEventListener('mouseleave', () => {
+      this.hover.textContent = HOVER_HINT;
+      this.unmark();
+    });
+    const compare = this.other.canvas;
+    compare.addEventListener('mousemove', (e) => this.mark(this.locate(e, this.other)));
+    compare.addEventListener('mouseleave', () => this.unmark());
     canvas.addEventListener('click', (e) => {
       const hit = this.locate(e);
       if (hit) on.pick(hit.channel);
@@ -81,16 +96,19 @@ export class Grid {
    * @param {Coloring} o.coloring the main grid's colouring
    * @param {string} o.title
    * @param {{coloring: Coloring|null, title: string, shared: boolean}|null} o.compare
-   * @param {{sort: string, size: number}} o.settings
+   * @param {{size: number}} o.settings
+   * @param {number[]} o.order the channels shown, in display order
+   * @param {object|null} o.background drawn under the main grid's maps (Overlay.background)
    * @param {number} o.width the width available
    * @param {boolean[]|null} o.deadAll from /stats: channels zero at every kept step
    * @param {number|null} o.selected the channel shown in the detail view
    */
-  draw({ coloring, title, compare, settings, width, deadAll, selected }) {
+  draw({ coloring, title, compare, settings, order, background, width, deadAll, selected }) {
     const { maps, sample } = coloring;
-    const order = channelOrder(maps.c, settings.sort, (c, f) => maps.stat(sample, c, f));
     const panelWidth = compare && compare.coloring ? Math.floor((width - 16) / 2) : width;
-    const layout = paintCanvas(this.main.canvas, coloring, order, settings.size, panelWidth);
+    const layout = paintCanvas(this.main.canvas, coloring, order, settings.size, panelWidth,
+      background);
+    this.main.cross.reset(layout);
     this.drawMarkers(layout, order, coloring, deadAll, selected);
     this.current = { coloring, layout, order };
     this.main.title.textContent = title;
@@ -101,7 +119,8 @@ export class Grid {
       other.title.textContent = compare.title;
       other.bar.replaceChildren();
       if (compare.coloring) {
-        paintCanvas(other.canvas, compare.coloring, order, settings.size, panelWidth);
+        other.cross.reset(paintCanvas(other.canvas, compare.coloring, order, settings.size,
+          panelWidth));
         scope = compare.shared ? 'both runs' : 'this run';
         other.note.textContent = compare.shared
           ? 'Scale: shared with the run beside it (the colour bar above).'
@@ -111,13 +130,15 @@ export class Grid {
         }
       } else {
         other.canvas.width = 1;
+        other.cross.reset(null);
         other.note.textContent = '';
       }
     }
     this.barSlot.replaceChildren(barOf(coloring, scope));
     let deadNow = 0;
     for (let c = 0; c < maps.c; c++) if (maps.stat(sample, c, 'zero_fraction') === 1) deadNow++;
-    const parts = [`${maps.c} channels of ${maps.h}×${maps.w}`];
+    const parts = [order.length === maps.c ? `${maps.c} channels of ${maps.h}×${maps.w}`
+      : `showing ${order.length} of ${maps.c} channels of ${maps.h}×${maps.w}`];
     parts.push(`${deadNow} zero at this step ◥`);
     if (deadAll) {
       parts.push(`${deadAll.filter((d) => d === true).length} dead at every kept step ▢`);
@@ -158,19 +179,34 @@ export class Grid {
     ctx.restore();
   }
 
-  /** The map and data pixel under the mouse, or null. */
-  locate(event) {
-    if (!this.current) return null;
-    const canvas = this.main.canvas;
+  /** The map and data pixel under the mouse in a panel (default: the main grid), or null. */
+  locate(event, where = this.main) {
+    const layout = where.cross.layout;
+    if (!this.current || !layout) return null;
+    const canvas = where.canvas;
     const rect = canvas.getBoundingClientRect();
     const px = ((event.clientX - rect.left) * canvas.width) / rect.width;
     const py = ((event.clientY - rect.top) * canvas.height) / rect.height;
-    const hit = hitTest(this.current.layout, Math.floor(px), Math.floor(py));
+    const hit = hitTest(layout, Math.floor(px), Math.floor(py));
     return hit && { ...hit, channel: this.current.order[hit.slot] };
+  }
+
+  /** Marks a hovered location in every map of both grids (or clears the marks: null). */
+  mark(hit) {
+    if (!hit) return this.unmark();
+    const { w: mapW, h: mapH } = this.current.coloring.maps;
+    for (const where of [this.main, this.other]) where.cross.mark({ x: hit.x, y: hit.y, mapW, mapH });
+    return undefined;
+  }
+
+  unmark() {
+    this.main.cross.clear();
+    this.other.cross.clear();
   }
 
   onHover(event) {
     const hit = this.locate(event);
+    this.mark(hit);
     if (!hit) return;
     const { coloring } = this.current;
     const diff = Boolean(coloring.diffs);

@@ -2,12 +2,16 @@
 // Wiring only: each part of the screen is a module of its own that gets callbacks; model.js
 // fetches and caches, color.js decides every colour.
 
+import { rankingKey, shownChannels } from './channels.js';
 import { Coloring, onSharedScale } from './color.js';
 import { Controls } from './controls.js';
 import { Detail } from './detail.js';
+import { Focus } from './focus.js';
 import { Grid } from './grid.js';
 import { expose, painted } from './hooks.js';
+import { channelOrder } from './layout.js';
 import { Latest, Model } from './model.js';
+import { Overlay } from './overlay.js';
 import { Player, nearestIndex } from './player.js';
 import { Poller } from './poller.js';
 import { Notices, el, emptyState, layerNotes, visibleName } from './views.js';
@@ -31,6 +35,8 @@ export function render() {
     selection: onSelection, compare: onCompare, settings: () => paint(),
   });
   const player = new Player({ step: (t0) => paint(t0) });
+  const focus = new Focus({ change: () => paint() });
+  const overlay = new Overlay({ change: () => paint(), steps: (run, tag) => model.steps(run, tag) });
   const grid = new Grid({ pick: (channel) => { detail.channel = channel; paint(); } });
   const detail = new Detail({
     coloring: coloringOf, goTo: (i) => player.goTo(i), close: () => paint(),
@@ -52,7 +58,8 @@ export function render() {
   const empty = emptyState();
   empty.hidden = true;
   const content = el('div', { class: 'fm-content', hidden: true },
-    el('div', { class: 'fm-controls' }, controls.node, player.node, grid.info),
+    el('div', { class: 'fm-controls' }, controls.node,
+      el('div', { class: 'fm-toolbar' }, focus.node, overlay.node), player.node, grid.info),
     el('div', { class: 'fm-main' }, grid.panels, detail.node));
   root.replaceChildren(el('div', { class: 'fm-app' }, loading, notices.node, empty, content));
   window.addEventListener('resize', () => paint());
@@ -64,6 +71,7 @@ export function render() {
     content.hidden = runs.length === 0;
     const changed = controls.setTags(tags);
     notices.note(layerNotes(controls.info()));
+    showOverlays();
     return changed;
   }
 
@@ -72,7 +80,14 @@ export function render() {
     detail.close();
     paints.drop(); // drop replies for the old layer
     notices.note(layerNotes(controls.info()));
+    showOverlays();
     poller.steps(true);
+  }
+
+  /** The layers that can go under the one selected. */
+  function showOverlays() {
+    const { run, tag } = controls.selection();
+    overlay.setLayers(run, controls.tags[run] || {}, tag);
   }
 
   async function onCompare() {
@@ -84,6 +99,7 @@ export function render() {
 
   function onSteps(steps, selectionChanged) {
     if (!player.setSteps(steps, selectionChanged)) return false;
+    if (!selectionChanged && overlay.wanted(0)) overlay.reload(); // its new steps too
     Object.assign(state, { fixed: null, compareFixed: null, dead: null });
     if (selectionChanged) {
       const height = Math.max(300, window.innerHeight - 260);
@@ -121,24 +137,35 @@ export function render() {
     player.showPosition();
     const index = player.index();
     const { mode, colormap, diff, sharedScale, ...settings } = controls.settings();
-    const before = diff && index > 0 ? player.steps[index - 1] : null;
+    const chosen = focus.choice(controls.info() ? controls.info().stored[1] : 0);
+    const change = chosen.top > 0 && chosen.by === 'change';
+    const before = (diff || change) && index > 0 ? player.steps[index - 1] : null;
     const other = compare && state.compareSteps.length
       ? state.compareSteps[nearestIndex(state.compareSteps, entry.step)] : null;
     const wanted = [[run, entry], [run, before], [compare, other]];
-    const { cached, maps: ready } = model.mapsOf(tag, wanted);
+    const under = overlay.wanted(entry.step);
+    const mine = model.mapsOf(tag, wanted);
+    const theirs = model.mapsOf(under && under.tag, [[run, under && under.entry]]);
+    const cached = mine.cached && theirs.cached;
     let loaded;
     try {
-      loaded = cached ? ready : await ready;
+      loaded = cached ? [...mine.maps, theirs.maps[0]]
+        : [...await mine.maps, (await theirs.maps)[0]];
     } catch (e) {
       if (current()) notices.error('step', `Could not load step ${entry.step}: ${e.message}`);
       return;
     }
     if (!current()) return; // a newer selection was made meanwhile
     notices.ok('step');
-    const [maps, prev, otherMaps] = loaded;
+    const [maps, prev, otherMaps, underMaps] = loaded;
     controls.setSamples(maps.n);
-    let coloring = new Coloring(maps, Math.min(sample, maps.n - 1),
-      { mode, colormap, diff, prev, fixed: state.fixed });
+    const s = Math.min(sample, maps.n - 1);
+    let coloring = new Coloring(maps, s,
+      { mode, colormap, diff, prev: diff ? prev : null, fixed: state.fixed });
+    const sorted = channelOrder(maps.c, settings.sort, (c, f) => maps.stat(s, c, f));
+    const { top, by, filter } = focus.choice(maps.c);
+    const order = shownChannels(sorted, filter, top, () => rankingKey(maps, s, by, prev));
+    const background = underMaps ? overlay.background(underMaps, sample) : null;
     let view = null;
     if (compare) {
       let theirs = null;
@@ -159,10 +186,13 @@ export function render() {
       : ' (no previous step: nothing to subtract)';
     const width = Math.max(200, root.clientWidth - 24 - (detail.channel !== null ? 312 : 0));
     const selected = detail.channel;
-    grid.draw({ coloring, title, compare: view, settings, width, deadAll: state.dead, selected });
+    grid.draw({
+      coloring, title, compare: view, settings, order, background, width,
+      deadAll: state.dead, selected,
+    });
     if (detail.channel !== null) {
       const stepOf = (i) => player.steps[i].step;
-      detail.show(detail.channel, coloring, player.steps.length, index, stepOf);
+      detail.show(detail.channel, coloring, player.steps.length, index, stepOf, background);
     }
     const timing = cached ? {} : maps.timing;
     painted({ ms: performance.now() - t0, cached, run, tag, step: entry.step, index, ...timing });
@@ -174,6 +204,8 @@ export function render() {
     goTo: (i) => player.goTo(i),
     get steps() { return player.steps; },
     get fixed() { return state.fixed; },
+    get zoom() { return detail.zoom.view; },
+    get overlaid() { return Boolean(overlay.wanted(0)); },
     get current() { return grid.current && { maps: grid.current.coloring.maps, ...grid.current }; },
     set prefetch(on) { model.prefetch = on; },
   });

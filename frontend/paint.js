@@ -1,6 +1,7 @@
 // Painting a grid of maps into a packed-RGBA pixel buffer (an ImageData's Uint32Array view).
 // No DOM: Node tests import it.
 
+import { OPAQUE } from './color.js';
 import { slotOrigin } from './layout.js';
 
 /**
@@ -10,8 +11,11 @@ import { slotOrigin } from './layout.js';
  * @param {(slot:number, out:Uint32Array) => void} tileColors fills one map's mapW * mapH colours
  * @param {number} [gapColor=0] packed colour of the gaps between cells (0: transparent);
  *   the empty slots after the last map stay transparent
+ * @param {{colors: Uint32Array, w: number, h: number}|null} [background] an overlay: colours
+ *   (scaled, see color.scaleColors) of a w x h background stretched over every cell, added to
+ *   the tiles' colours (which tileColors then gives scaled too)
  */
-export function paintGrid(pixels, layout, tileColors, gapColor = 0) {
+export function paintGrid(pixels, layout, tileColors, gapColor = 0, background = null) {
   const { cellW, cellH, mapW, mapH, width } = layout;
   if (gapColor) {
     pixels.fill(gapColor);
@@ -26,9 +30,19 @@ export function paintGrid(pixels, layout, tileColors, gapColor = 0) {
   const xmap = new Int32Array(cellW);
   for (let x = 0; x < cellW; x++) xmap[x] = Math.floor((x * mapW) / cellW);
   const tile = new Uint32Array(mapW * mapH);
+  const under = background && stretch(background, cellW, cellH);
   for (let slot = 0; slot < layout.count; slot++) {
     tileColors(slot, tile);
     const { x: ox, y: oy } = slotOrigin(layout, slot);
+    if (under) {
+      for (let y = 0; y < cellH; y++) {
+        const src = Math.floor((y * mapH) / cellH) * mapW;
+        let dst = (oy + y) * width + ox;
+        const row = y * cellW;
+        for (let x = 0; x < cellW; x++) pixels[dst++] = (tile[src + xmap[x]] + under[row + x]) | OPAQUE;
+      }
+      continue;
+    }
     let previous = -1;
     for (let y = 0; y < cellH; y++) {
       const src = Math.floor((y * mapH) / cellH) * mapW;
@@ -44,4 +58,14 @@ export function paintGrid(pixels, layout, tileColors, gapColor = 0) {
     }
   }
   return pixels;
+}
+
+/** A background's colours resampled (nearest) to cellW x cellH. */
+function stretch({ colors, w, h }, cellW, cellH) {
+  const out = new Uint32Array(cellW * cellH);
+  for (let y = 0; y < cellH; y++) {
+    const src = Math.floor((y * h) / cellH) * w;
+    for (let x = 0; x < cellW; x++) out[y * cellW + x] = colors[src + Math.floor((x * w) / cellW)];
+  }
+  return out;
 }

@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"pixels per map value (default: maps at least {_MIN_CELL} px)")
     export.add_argument("--duration", type=int, default=200, help="GIF ms per frame (default 200)")
     export.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    export.add_argument("--overlay", metavar="LAYER",
+                        help="draw the maps over this layer of 1 or 3 channels (e.g. the input)")
+    export.add_argument("--alpha", type=float, default=0.6,
+                        help="the maps' opacity over --overlay, 0..1 (default 0.6)")
+    export.add_argument("--top", type=int, metavar="K", help="only the top K channels by --by")
+    export.add_argument("--by", choices=render.RANKINGS, default="std",
+                        help="what --top ranks by (default std; change: since the kept step before)")
+    export.add_argument("--channels", metavar="LIST", help="only these channels, e.g. 3,17,40-45")
     export.set_defaults(func=_export)
     return parser
 
@@ -152,6 +160,11 @@ def _export(args) -> int:
             f"--sample {args.sample} is not stored; layer {_name(info.layer)} has samples "
             f"0..{stored[0] - 1}"
         )
+    if args.top is not None and args.top < 1:
+        raise _UsageError(f"--top must be a positive integer, got {args.top}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise _UsageError(f"--alpha must be in 0..1, got {args.alpha}")
+    under = _pick_layer(reader, info.run, args.overlay) if args.overlay else None
     fixed = None
     if args.norm == "fixed":
         fixed = render.fixed_range(
@@ -164,10 +177,17 @@ def _export(args) -> int:
         if args.sample >= record.values.shape[0]:
             continue  # a step that stored fewer samples than the newest
         scale = args.scale or max(1, -(-_MIN_CELL // max(record.values.shape[2:])))
-        frames.append(render.render_record(
-            record, sample=args.sample, colormap=args.colormap, norm=args.norm,
-            fixed=fixed, scale=scale,
-        ))
+        try:
+            previous = _before(reader, info, record.step) if args.by == "change" else None
+            picked = render.pick_channels(record, channels=args.channels, top=args.top, by=args.by,
+                                          sample=args.sample, previous=previous)
+            frames.append(render.render_record(
+                record, sample=args.sample, colormap=args.colormap, norm=args.norm,
+                fixed=fixed, scale=scale, channels=picked, alpha=args.alpha,
+                background=under and _nearest(reader, under, record.step),
+            ))
+        except ValueError as e:
+            raise _UsageError(str(e)) from None
         progress.update()
     progress.close()
     if not frames:
@@ -191,6 +211,18 @@ def _export(args) -> int:
         where = f"{_name(info.run, quote=False)}/{_name(info.layer, quote=False)}"
         print(f"wrote {args.output} ({where}, {what})", file=sys.stderr)
     return 0
+
+
+def _before(reader: FeatureMapReader, info: LayerInfo, step: int):
+    """The kept step before `step` of a layer, read with its values, or None."""
+    earlier = [s for s in info.steps if s < step]
+    return next(iter(reader.records(info.run, info.tag, step=[earlier[-1]])), None) if earlier else None
+
+
+def _nearest(reader: FeatureMapReader, info: LayerInfo, step: int):
+    """The kept step of a layer nearest to `step`, read with its values."""
+    near = min(info.steps, key=lambda s: (abs(s - step), s))
+    return next(iter(reader.records(info.run, info.tag, step=[near])))
 
 
 def _pick_layer(reader: FeatureMapReader, run: Optional[str], layer: Optional[str]) -> LayerInfo:

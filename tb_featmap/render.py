@@ -27,6 +27,13 @@ How a value becomes a colour:
    colormap on ``[-m, m]``: ``m`` the largest finite ``|d|`` of each map for ``"channel"``,
    of the whole layer otherwise (``difference_ranges``).
 
+Overlay on the input (``background_rgb``, ``blend``): a layer of 1 or 3 channels (the input
+image logged as a layer) is drawn as gray or RGB, each value at
+``round((v - lo) * 255 / (hi - lo))`` clipped to 0..255 on the span of all its channels (0 when
+the span is flat or the value is not finite). Each map is stretched (nearest) to the
+background's size and each colour component is ``(map * w >> 8) + (background * (256 - w) >> 8)``,
+``w = round(alpha * 256)``.
+
 The grid has ``grid_columns(C)`` columns (``ceil(sqrt(C))``: near square), channels in
 row-major order, a 1-pixel gap of ``GAP_RGB`` between cells, and each map value drawn as
 ``scale x scale`` pixels.
@@ -34,7 +41,8 @@ row-major order, a 1-pixel gap of ``GAP_RGB`` between cells, and each map value 
 
 import functools
 import math
-from typing import Iterable, Optional, Tuple
+import re
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -52,7 +60,16 @@ __all__ = [
     "fixed_range",
     "render_maps",
     "render_record",
+    "RANKINGS",
+    "background_rgb",
+    "overlay_weight",
+    "blend",
+    "parse_channels",
+    "rank_channels",
+    "pick_channels",
 ]
+
+RANKINGS = ("std", "mean", "zero_fraction", "change")
 
 COLORMAPS = ("gray", "viridis", "magma", "inferno", "diverging")
 NORMALIZATIONS = ("channel", "layer", "fixed")
@@ -257,6 +274,8 @@ def render_maps(
     *,
     colormap: str = "gray",
     scale: int = 1,
+    background: Optional[np.ndarray] = None,
+    alpha: float = 0.6,
 ) -> np.ndarray:
     """Colour ``C`` maps with their ranges and lay them out as a grid.
 
@@ -266,9 +285,13 @@ def render_maps(
         hi: The high end, ``[C]``.
         colormap: One of ``COLORMAPS``. Default ``"gray"``.
         scale: Pixels per map value along each axis. Default 1.
+        background: An RGB ``uint8`` image ``[Hb, Wb, 3]`` (``background_rgb``) to draw under
+            every map: each map is then stretched to ``Hb x Wb`` and blended over it.
+        alpha: The maps' opacity over ``background``, 0..1. Default 0.6.
 
     Returns:
-        A ``uint8`` RGB image ``[rows * H * scale + rows - 1, cols * W * scale + cols - 1, 3]``.
+        A ``uint8`` RGB image ``[rows * H * scale + rows - 1, cols * W * scale + cols - 1, 3]``
+        (with ``Hb, Wb`` for ``H, W`` over a background).
 
     Raises:
         TypeError: If ``scale`` is not an int.
@@ -291,6 +314,14 @@ def render_maps(
     index, finite = color_indices(maps, lo, hi, colormap=colormap)
     tiles = _lut(colormap)[index]  # [C, H, W, 3]
     tiles[~finite] = NONFINITE_RGB
+    if background is not None:
+        background = np.asarray(background)
+        if background.ndim != 3 or background.shape[2] != 3 or background.dtype != np.uint8:
+            raise ValueError(f"background must be uint8 [H, W, 3], got {background.dtype} {background.shape}")
+        bh, bw = background.shape[:2]
+        tiles = tiles[:, (np.arange(bh) * h) // bh][:, :, (np.arange(bw) * w) // bw]
+        tiles = blend(tiles, background[None], overlay_weight(alpha))
+        h, w = bh, bw
     if scale > 1:
         tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
 
@@ -314,6 +345,9 @@ def render_record(
     fixed: Optional[Tuple[float, float]] = None,
     scale: int = 1,
     previous=None,
+    channels: Optional[Sequence[int]] = None,
+    background=None,
+    alpha: float = 0.6,
 ) -> np.ndarray:
     """Draw one step of one layer as the tab does.
 
@@ -327,6 +361,11 @@ def render_record(
         previous: The step before, read with its values: draw the difference
             ``record - previous`` as the tab's difference mode does (``colormap`` and
             ``fixed`` are then not used). Default ``None``: draw the values.
+        channels: The channels to draw, in this order (``parse_channels``,
+            ``rank_channels``). Default ``None``: all, by index.
+        background: A record of 1 or 3 channels read with its values (the input, logged as
+            a layer) of the maps' aspect, drawn under every map (``background_rgb``).
+        alpha: The maps' opacity over ``background``, 0..1. Default 0.6.
 
     Returns:
         A ``uint8`` RGB image ``[height, width, 3]``, see ``render_maps``.
@@ -355,12 +394,182 @@ def render_record(
             raise ValueError(f"previous has maps of shape {before.shape}, this step {now.shape}")
         diff = now.astype(np.float32) - before.astype(np.float32)
         lo, hi = difference_ranges(diff, norm=norm)
-        return render_maps(diff, lo, hi, colormap="diverging", scale=scale)
-    lo, hi = value_ranges(
-        record.stats["min"][sample], record.stats["max"][sample],
-        norm=norm, colormap=colormap, fixed=fixed,
-    )
-    return render_maps(record.values[sample], lo, hi, colormap=colormap, scale=scale)
+        maps, colormap = diff, "diverging"
+    else:
+        lo, hi = value_ranges(
+            record.stats["min"][sample], record.stats["max"][sample],
+            norm=norm, colormap=colormap, fixed=fixed,
+        )
+        maps = record.values[sample]
+    under = None
+    if background is not None:
+        if getattr(background, "values", None) is None:
+            raise ValueError("background has no values: read it with values=True")
+        values = background.values[min(sample, background.values.shape[0] - 1)]
+        bh, bw = values.shape[1:]
+        if bh * maps.shape[2] != bw * maps.shape[1]:
+            raise ValueError(
+                f"background of {bh}x{bw} does not have the aspect of the maps ({maps.shape[1]}x{maps.shape[2]})"
+            )
+        under = background_rgb(values)
+    if channels is not None:
+        picked = [int(c) for c in channels]
+        if any(not 0 <= c < maps.shape[0] for c in picked):
+            raise ValueError(f"channels must be in 0..{maps.shape[0] - 1}, got {picked}")
+        maps, lo, hi = maps[picked], lo[picked], hi[picked]
+    return render_maps(maps, lo, hi, colormap=colormap, scale=scale, background=under, alpha=alpha)
+
+
+def background_rgb(values: np.ndarray) -> np.ndarray:
+    """A layer of 1 or 3 channels as an RGB picture, normalised over the layer.
+
+    Args:
+        values: ``[1, H, W]`` (drawn gray) or ``[3, H, W]`` (drawn as R, G, B).
+
+    Returns:
+        ``uint8`` ``[H, W, 3]``; see the module docstring for the rule.
+
+    Raises:
+        ValueError: If ``values`` is not ``[1 | 3, H, W]``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 3 or values.shape[0] not in (1, 3):
+        raise ValueError(f"a background has shape [1 or 3, H, W], got {values.shape}")
+    finite = np.isfinite(values)
+    if finite.any() and values[finite].max() > values[finite].min():
+        lo, hi = float(values[finite].min()), float(values[finite].max())
+        t = np.where(finite, (values - lo) * (255.0 / (hi - lo)), 0.0)
+        whole = np.floor(t)
+        levels = np.clip(whole + (t - whole >= 0.5), 0, 255).astype(np.uint8)
+    else:
+        levels = np.zeros(values.shape, dtype=np.uint8)
+    if values.shape[0] == 1:
+        levels = np.repeat(levels, 3, axis=0)
+    return np.ascontiguousarray(levels.transpose(1, 2, 0))
+
+
+def overlay_weight(alpha: float) -> int:
+    """The maps' weight over a background, 0..256: ``round(alpha * 256)``, alpha clipped to 0..1.
+
+    Raises:
+        ValueError: If ``alpha`` is not a number in 0..1.
+    """
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha must be a number in 0..1, got {alpha!r}") from None
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in 0..1, got {alpha}")
+    return int(math.floor(alpha * 256 + 0.5))
+
+
+def blend(fg: np.ndarray, bg: np.ndarray, weight: int) -> np.ndarray:
+    """``(fg * weight >> 8) + (bg * (256 - weight) >> 8)`` per component, as ``uint8``."""
+    fg16 = np.asarray(fg, dtype=np.uint16)
+    bg16 = np.asarray(bg, dtype=np.uint16)
+    return ((fg16 * weight >> 8) + (bg16 * (256 - weight) >> 8)).astype(np.uint8)
+
+
+def parse_channels(text: str, count: int) -> List[int]:
+    """Channels from a list like ``"3, 17, 40-45"`` (as the tab's channel filter reads it).
+
+    Args:
+        text: Indices and inclusive ranges, separated by commas or spaces.
+        count: The layer's channels.
+
+    Returns:
+        The channels, ascending and distinct.
+
+    Raises:
+        ValueError: On a part that is not an index or range, a backwards range, or a channel
+            outside ``0..count - 1``.
+    """
+    chosen = set()
+    parts = [p for p in re.split(r"[\s,]+", text) if p]
+    if not parts:
+        raise ValueError("channels is empty: give indices like 3, 17, 40-45")
+    for part in parts:
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ValueError(f"{part!r} is not a channel or a range like 40-45")
+        first = int(m.group(1))
+        last = first if m.group(2) is None else int(m.group(2))
+        if last < first:
+            raise ValueError(f"range {part} runs backwards")
+        if last >= count:
+            raise ValueError(f"channel {last} does not exist: this layer has 0-{count - 1}")
+        chosen.update(range(first, last + 1))
+    return sorted(chosen)
+
+
+def rank_channels(
+    record, *, by: str = "std", top: int, sample: int = 0, previous=None,
+    channels: Optional[Sequence[int]] = None,
+) -> List[int]:
+    """The ``top`` channels by a statistic, highest first, ties by index (as the tab's Top K).
+
+    Args:
+        record: A ``FeatureMapRecord``; ``"change"`` needs its values.
+        by: One of ``RANKINGS``: the writer's ``std``, ``mean`` or ``zero_fraction``, or
+            ``"change"``, the mean ``|this - previous|`` over the positions finite in both.
+        top: How many channels, at least 1.
+        sample: The batch sample. Default 0.
+        previous: The kept step before, read with its values, for ``"change"`` (``None``:
+            every channel's change is unknown and ranks last).
+        channels: Rank only these. Default ``None``: all.
+
+    Returns:
+        Channel indices, at most ``top``.
+
+    Raises:
+        ValueError: On an unknown ``by`` or ``top`` < 1.
+    """
+    _check_choice("by", by, RANKINGS)
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"top must be a positive int, got {top!r}")
+    count = record.stats["min"].shape[1]
+    candidates = list(range(count)) if channels is None else [int(c) for c in channels]
+    if by != "change":
+        key = np.asarray(record.stats[by][sample], dtype=np.float64)
+    else:
+        key = np.full(count, np.nan)
+        if previous is not None and previous.values is not None and record.values is not None:
+            now = record.values[sample].astype(np.float64)
+            before = previous.values[min(sample, previous.values.shape[0] - 1)].astype(np.float64)
+            if now.shape == before.shape:
+                d = np.abs(now - before).reshape(count, -1)
+                ok = np.isfinite(d)
+                with np.errstate(invalid="ignore"):
+                    key = np.where(ok.any(axis=1), np.where(ok, d, 0).sum(axis=1) / ok.sum(axis=1), np.nan)
+    rank = np.where(np.isnan(key), -np.inf, key)
+    return sorted(candidates, key=lambda c: (-rank[c], c))[:top]
+
+
+def pick_channels(
+    record, *, channels: Optional[str] = None, top: Optional[int] = None, by: str = "std",
+    sample: int = 0, previous=None,
+) -> Optional[List[int]]:
+    """The channels the tab would show: those of a filter, then the ``top`` by ``by``.
+
+    Args:
+        record: A ``FeatureMapRecord``.
+        channels: A filter like ``"3, 17, 40-45"`` (``parse_channels``). Default: all.
+        top: Keep the top ``top`` by ``by`` (``rank_channels``). Default: no ranking.
+        by: One of ``RANKINGS``. Default ``"std"``.
+        sample: The batch sample. Default 0.
+        previous: The kept step before, read with its values, for ``by="change"``.
+
+    Returns:
+        Channel indices in display order, or ``None`` for all of them by index.
+
+    Raises:
+        ValueError: On an invalid filter, ``top`` or ``by``.
+    """
+    count = record.stats["min"].shape[1]
+    picked = parse_channels(channels, count) if channels is not None else None
+    if top is None:
+        return picked
+    return rank_channels(record, by=by, top=top, sample=sample, previous=previous, channels=picked)
 
 
 def _check_choice(name: str, value, choices: Tuple[str, ...]) -> None:

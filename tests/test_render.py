@@ -107,3 +107,66 @@ def test_colormaps_js_is_what_the_tool_writes_from_render():
     for name, mpl_name in names.items():
         expected = np.round(matplotlib.colormaps[mpl_name](np.linspace(0, 1, 256))[:, :3] * 255)
         assert np.array_equal(render.colormap_lut(name), expected.astype(np.uint8)), name
+
+
+OVERLAY = json.loads((Path(__file__).parent / "color_cases.json").read_text())["overlay_cases"]
+
+
+@pytest.mark.parametrize("case", OVERLAY, ids=[c["name"] for c in OVERLAY])
+def test_overlay_case(case):
+    """The overlay rule: the same table frontend/tests/insight.test.mjs runs through color.js."""
+    under = render.background_rgb(_array(case["background"]))  # [1, W, 3]
+    fg = np.array(case["map"], dtype=np.uint8)[None, None]
+    drawn = render.blend(fg, under, render.overlay_weight(case["opacity"]))
+    assert drawn[0].tolist() == case["expected"]
+
+
+def test_render_record_over_a_background_with_picked_channels():
+    """Maps stretched (nearest) to the background's size and blended over it, picked channels only."""
+    maps = [[0, 1], [5, 5], [2, 0]]  # three maps of 1 x 2
+    record = _record(maps, 1)
+    # 3 x 4: not the aspect of the maps (1 x 2)
+    background = SimpleNamespace(values=np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4))
+    with pytest.raises(ValueError, match="aspect"):
+        render.render_record(record, background=background)
+    background.values = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 4)  # 2 x 4: the maps' aspect
+    image = render.render_record(record, channels=[2, 0], background=background, alpha=0.5)
+    assert image.shape == (2, 4 + 1 + 4, 3)  # two cells of 2 x 4 and a gap
+    gray = render.background_rgb(background.values[0])  # [2, 4, 3]: round(v * 255 / 7)
+    assert gray[:, :, 0].tolist() == [[0, 36, 73, 109], [146, 182, 219, 255]]
+    lut = render.colormap_lut("gray")
+    index, _ = render.color_indices(_array(maps), *render.value_ranges(
+        record.stats["min"][0], record.stats["max"][0]))
+    for cell, channel in enumerate([2, 0]):
+        fg = lut[index[channel, 0]][[0, 0, 1, 1]]  # each value covers 2 x 2 background pixels
+        expected = render.blend(fg[None], gray, 128)
+        assert image[:, cell * 5:cell * 5 + 4].tolist() == expected.tolist()
+    assert (image[0, 4] == render.GAP_RGB).all()
+    with pytest.raises(ValueError, match="channels must be in 0..2"):
+        render.render_record(record, channels=[3])
+    with pytest.raises(ValueError, match="alpha must be in 0..1"):
+        render.render_record(record, background=background, alpha=1.5)
+
+
+def test_parse_and_rank_channels():
+    assert render.parse_channels("3, 17, 40-42", 50) == [3, 17, 40, 41, 42]
+    assert render.parse_channels("2 2,0", 3) == [0, 2]
+    for text, message in [("3-x", "'3-x' is not a channel"), ("5-2", "runs backwards"),
+                          ("0-6", "channel 6 does not exist: this layer has 0-5"), (" ", "empty")]:
+        with pytest.raises(ValueError, match=message):
+            render.parse_channels(text, 6)
+    stats = {"min": np.zeros((1, 4)), "std": np.array([[1.0, np.nan, 3.0, 3.0]]),
+             "mean": np.array([[4.0, 3.0, 2.0, 1.0]]), "zero_fraction": np.array([[0, 0.5, 0.1, 0.9]])}
+    record = SimpleNamespace(stats=stats, values=np.arange(4, dtype=np.float32).reshape(1, 4, 1, 1))
+    assert render.rank_channels(record, by="std", top=3) == [2, 3, 0]  # ties by index, NaN last
+    assert render.rank_channels(record, by="mean", top=2, channels=[1, 3]) == [1, 3]
+    assert render.rank_channels(record, by="zero_fraction", top=1) == [3]
+    previous = SimpleNamespace(values=np.array([0, 5, 2, 0], dtype=np.float32).reshape(1, 4, 1, 1))
+    assert render.rank_channels(record, by="change", top=4, previous=previous) == [1, 3, 0, 2]
+    assert render.rank_channels(record, by="change", top=2) == [0, 1]  # no previous step: all unknown
+    assert render.pick_channels(record, channels="1-3", top=2, by="std") == [2, 3]
+    assert render.pick_channels(record) is None
+    with pytest.raises(ValueError, match="by must be one of"):
+        render.rank_channels(record, by="max", top=1)
+    with pytest.raises(ValueError, match="top must be a positive int"):
+        render.rank_channels(record, by="std", top=0)

@@ -119,3 +119,91 @@ def test_slider_to_painted_grid(alexnet_logdir, page, open_tab):
         assert not page.console_errors
     finally:
         server.stop()
+
+
+# --- Insight in space: the overlay and top K on, against both off ------------------------
+
+INSIGHT_JS = """([overlay, top]) => {
+  const set = (id, value, type) => { const e = document.querySelector(id); e.value = value; e.dispatchEvent(new Event(type)); };
+  set('#fm-overlay', overlay, 'change');
+  set('#fm-top', top, 'input');
+}"""
+
+
+@pytest.fixture(scope="module")
+def insight_logdir(tmp_path_factory):
+    """The demo's run (its probe images logged as the layer "input") and AlexNet's features.3
+    with its input image logged as a layer, STEPS steps each."""
+    import sys
+
+    from support import REPO
+
+    sys.path.insert(0, str(REPO / "demo"))
+    try:
+        import train
+    finally:
+        sys.path.pop(0)
+    root = tmp_path_factory.mktemp("bench_insight") / "logs"
+    train.run_all(root, steps=STEPS * 10, maps_every=10)
+    torch.manual_seed(0)
+    model = torchvision.models.alexnet(weights=None)
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as photo:
+        pixels = np.asarray(photo.convert("RGB").resize((224, 224)), dtype=np.float32) / 255
+    image = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.02)
+    with SummaryWriter(root / "alexnet") as writer, FeatureMapRecorder(model, ["features.3"]) as recorder:
+        for step in range(STEPS):
+            logits = model(image)
+            log_feature_maps(writer, {"input": image, **recorder.outputs}, step)
+            loss = torch.nn.functional.cross_entropy(logits, torch.tensor([step % 10]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return root
+
+
+@pytest.mark.benchmark
+def test_cached_step_to_paint_with_overlay_and_top_k(insight_logdir, page, open_tab):
+    server = TensorBoardProcess(insight_logdir)
+    try:
+        server.wait_for(lambda: len(json.loads(server.get("/data/plugin/feature_maps/tags")[2])) == 2)
+        frame = open_tab(page, server.url)
+        frame.wait_for_function("window.fmApp && fmApp.paintCount > 0", timeout=60000)
+        rows = []
+        for run, tag in (("shapes_cnn", "feature_maps/conv1"), ("alexnet", "feature_maps/features.3")):
+            for selector, value in (("#fm-run", run), ("#fm-layer", tag)):
+                if frame.input_value(selector) != value:
+                    count = frame.evaluate("fmApp.paintCount")
+                    frame.select_option(selector, value)
+                    frame.wait_for_function(f"fmApp.paintCount > {count}")
+            frame.wait_for_function("fmApp.fixed !== null && !fmApp.model.inflight.size")
+            indices = list(range(frame.evaluate("fmApp.steps.length")))
+            shape = frame.evaluate("[fmApp.current.maps.c, fmApp.current.maps.h, fmApp.current.maps.w]")
+            timings = {}
+            half = shape[0] // 2
+            for name, overlay, top in (("off", "", ""), ("overlay", "feature_maps/input", ""),
+                                       ("on", "feature_maps/input", str(half))):
+                frame.evaluate(INSIGHT_JS, [overlay, top])
+                frame.wait_for_function(f"fmApp.current.order.length === {half if top else shape[0]}"
+                                        f" && fmApp.overlaid === {'true' if overlay else 'false'}")
+                frame.evaluate(SCRUB_JS, {"indices": indices, "waitFrame": False})  # everything cached
+                rounds = frame.evaluate(SCRUB_JS, {"indices": indices[::-1] + indices * 2, "waitFrame": True})
+                details = rounds["details"]
+                assert all(d["cached"] for d in details)
+                timings[name] = [d["ms"] for d in details]
+            assert frame.evaluate("fmApp.current.order.length") == half
+            frame.evaluate(INSIGHT_JS, ["", ""])
+            rows.append((run, tag.split("/")[1], "×".join(map(str, shape)), timings))
+        print("\ncached step -> painted grid, ms (Debian chromium headless, software canvas);"
+              " on = overlay on the input + top C/2 by std")
+        print(f"{'run':<12}{'layer':<12}{'C×H×W':>12}{'off p50':>9}{'max':>7}{'overlay p50':>13}{'max':>7}"
+              f"{'ratio':>7}{'on p50':>9}{'max':>7}{'ratio':>7}")
+        for run, layer, shape, t in rows:
+            off, over, on = (statistics.median(t[k]) for k in ("off", "overlay", "on"))
+            print(f"{run:<12}{layer:<12}{shape:>12}{off:>9.1f}{max(t['off']):>7.1f}{over:>13.1f}"
+                  f"{max(t['overlay']):>7.1f}{over / off:>7.2f}{on:>9.1f}{max(t['on']):>7.1f}{on / off:>7.2f}")
+        print("overlay = the maps over the input layer, all channels; on = overlay + top C/2 by std;"
+              " ratio = p50 / off p50")
+        assert not page.console_errors
+    finally:
+        server.stop()
