@@ -137,8 +137,8 @@ export class Grid {
     this.barSlot.replaceChildren(barOf(coloring, scope));
     let deadNow = 0;
     for (let c = 0; c < maps.c; c++) if (maps.stat(sample, c, 'zero_fraction') === 1) deadNow++;
-    const parts = [order.length === maps.c ? `${maps.c} channels of ${maps.h}×${maps.w}`
-      : `showing ${order.length} of ${maps.c} channels of ${maps.h}×${maps.w}`];
+    const channels = `${maps.c} ${maps.c === 1 ? 'channel' : 'channels'} of ${maps.h}×${maps.w}`;
+    const parts = [order.length === maps.c ? channels : `showing ${order.length} of ${channels}`];
     parts.push(`${deadNow} zero at this step ◥`);
     if (deadAll) {
       parts.push(`${deadAll.filter((d) => d === true).length} dead at every kept step ▢`);
