@@ -58,9 +58,12 @@ export class Overlay {
   async reload() {
     const current = this.loads.take();
     const tag = this.layer.value;
-    this.key = JSON.stringify([this.run, tag]);
+    const key = JSON.stringify([this.run, tag]);
+    // New steps of the same background keep the old list until the new one arrives: clearing
+    // it would paint the maps without their background in between (live training).
+    if (key !== this.key) this.steps = [];
+    this.key = key;
     this.showing();
-    this.steps = [];
     if (!tag) {
       this.on.change();
       return;

@@ -16,6 +16,27 @@ import numpy as np
 from tb_featmap import payload, render
 
 
+def logged(tb):
+    """(run, tag) -> (steps logged, newest step), as the server's tags route says now."""
+    tags = json.loads(tb.get("/data/plugin/feature_maps/tags")[2])
+    return {(run, tag): (info["logged"], info["maxStep"])
+            for run, layers in tags.items() for tag, info in layers.items()}
+
+
+def written(logdir):
+    """(run, tag) -> (steps logged, newest step), as the event files under `logdir` hold them.
+
+    A fixture waits until `logged(tb) == written(logdir)`: TensorBoard lists a run as soon as
+    it has read part of it, so a tab opened earlier can see a layer with fewer steps, or none.
+    """
+    from tb_featmap import read
+
+    steps = {}
+    for record in read(str(logdir), values=False):
+        steps.setdefault((record.run, record.tag), []).append(record.step)
+    return {key: (len(s), max(s)) for key, s in steps.items()}
+
+
 def route(tb, name, **params):
     """The body of a 200 reply of the plugin's route `name`."""
     status, _, body = tb.get(f"/data/plugin/feature_maps/{name}?{urllib.parse.urlencode(params)}")

@@ -9,7 +9,6 @@ against the `npy` route.
 
 import hashlib
 import io
-import json
 import os
 import sys
 import urllib.parse
@@ -20,6 +19,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from support import REPO, TensorBoardProcess
+from tab_driver import logged, written
 from tb_featmap import log_feature_maps
 
 TAG = "feature_maps/conv"
@@ -51,7 +51,8 @@ def tb(tmp_path_factory):
     train.run_all(root, steps=120, maps_every=40)
     server = TensorBoardProcess(root)
     try:
-        server.wait_for(lambda: len(json.loads(server.get("/data/plugin/feature_maps/tags")[2])) == 3)
+        expected = written(root)
+        server.wait_for(lambda: logged(server) == expected)
         yield server
     finally:
         server.stop()
@@ -84,6 +85,13 @@ def _fill(frame, selector, value):
     """Set an input's value as typing (or dragging a slider) does, then wait for the repaint."""
     js = "([s, v]) => { const e = document.querySelector(s); e.value = v; e.dispatchEvent(new Event('input')); }"
     _paint(frame, lambda: frame.evaluate(js, [selector, value]))
+
+
+def _wait_overlaid(frame):
+    """Choosing a background repaints at once, and again once its kept steps have loaded
+    (a fetch of its own): only from then on is it drawn. Wait for that, not for the first
+    repaint, before a test repaints and looks."""
+    frame.wait_for_function("fmApp.overlaid", timeout=30000)
 
 
 def _hash(frame, selector="#fm-grid"):
@@ -122,6 +130,7 @@ def test_the_overlay_draws_the_input_under_the_maps_and_follows_the_opacity(tb, 
     assert options == ["", "feature_maps/input"]  # conv has 12 channels: not a background
     plain = _hash(frame)
     _paint(frame, lambda: frame.select_option("#fm-overlay", "feature_maps/input"))
+    _wait_overlaid(frame)
     assert frame.is_visible("#fm-opacity")
     seen = {}
     for opacity in ("60", "20", "100", "0"):
@@ -263,6 +272,7 @@ def test_screenshot_of_the_overlay_on_the_demo(tb, page, open_tab, tmp_path):
                             ("#fm-colormap", "viridis"), ("#fm-overlay", "feature_maps/input")):
         if frame.input_value(selector) != value:
             _paint(frame, lambda: frame.select_option(selector, value))
+    _wait_overlaid(frame)
     _fill(frame, "#fm-opacity", "55")
     layout = _layout(frame)
     box = frame.locator("#fm-grid").bounding_box()

@@ -20,6 +20,7 @@ from tab_driver import PIXEL_JS
 from tab_driver import cell_pixel as _cell_pixel
 from tab_driver import choose as _choose
 from tab_driver import hover as _hover
+from tab_driver import logged as _logged
 from tab_driver import npy as _npy
 from tab_driver import paint as _paint
 from tab_driver import ready as _ready
@@ -75,13 +76,6 @@ WRITTEN = {  # (run, tag): (steps logged, newest step), as the logdir fixture wr
     ("other", "feature_maps/conv1"): (3, 50),
     (HOSTILE_RUN, f"feature_maps/{HOSTILE_TAG}"): (1, 0),
 }
-
-
-def _logged(server):
-    """(run, tag) -> (steps logged, newest step), as the server's tags route says now."""
-    tags = json.loads(server.get("/data/plugin/feature_maps/tags")[2])
-    return {(run, tag): (info["logged"], info["maxStep"])
-            for run, layers in tags.items() for tag, info in layers.items()}
 
 
 def _canvas_hash(frame, selector="#fm-grid"):
