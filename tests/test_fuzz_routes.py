@@ -48,7 +48,7 @@ NASTY = [
     "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "..\\..\\windows", "/etc/passwd", "file:///etc/passwd",
     "<img src=x onerror=alert(1)>", "\"><script>alert(1)</script>", "javascript:alert(1)",
     "feature_maps/../feature_maps/conv", "train/../train", RUN, TAG, "feature_maps/fc",
-    "r" * 5000, "é", "😀", "\udcff",
+    "r" * 5000, "é", "😀", "\udcff", "std", "zero_fraction",
 ]
 VALUES = st.one_of(
     st.sampled_from(NASTY),
@@ -58,7 +58,9 @@ VALUES = st.one_of(
     st.text(max_size=40),
     st.text(alphabet="./%\\:~", max_size=30),
 )
-KEYS = st.sampled_from(["run", "tag", "step", "sample", "wall_time", "x", "RUN", "", "run[]"])
+KEYS = st.sampled_from(
+    ["run", "tag", "step", "sample", "wall_time", "stat", "x", "RUN", "", "run[]"]
+)
 
 
 @st.composite
@@ -70,7 +72,8 @@ def queries(draw):
         if draw(st.booleans()):  # valid run and tag too, so that later checks are reached
             pairs = [("run", RUN), ("tag", TAG)] + pairs
     else:  # a valid query with one argument replaced
-        valid = {"run": RUN, "tag": TAG, "step": "3", "sample": "1", "wall_time": "1.5"}
+        valid = {"run": RUN, "tag": TAG, "step": "3", "sample": "1", "wall_time": "1.5",
+                 "stat": "std"}
         valid[draw(KEYS)] = draw(VALUES)
         pairs = list(valid.items())
     parts = [
@@ -97,7 +100,10 @@ def check(response):
     return status
 
 
-@pytest.mark.parametrize("route", ["tags", "steps", "maps", "stats", "npy", "index.js"])
+@pytest.mark.parametrize(
+    "route", ["tags", "steps", "maps", "stats", "npy", "series", "scalar_tags", "scalars",
+              "index.js"]
+)
 @FUZZ
 @given(query=queries())
 def test_every_route_survives_hostile_queries(client, route, query):
@@ -109,7 +115,7 @@ def test_the_fuzzer_reaches_every_outcome(client):
     outcomes = set()
 
     @FUZZ
-    @given(route=st.sampled_from(["steps", "maps", "stats", "npy"]), query=queries())
+    @given(route=st.sampled_from(["steps", "maps", "stats", "npy", "series"]), query=queries())
     def run(route, query):
         outcomes.add(check(client.get(ROUTE + route + "?" + query)))
 
@@ -130,7 +136,9 @@ def test_unknown_paths_are_404_and_never_read_a_file(client, parts):
     path = ROUTE + "/".join(parts)
     response = client.get(path)
     status = check(response)
-    known = {ROUTE + name for name in ("tags", "steps", "maps", "stats", "npy", "index.js")}
+    names = ("tags", "steps", "maps", "stats", "npy", "series", "scalar_tags", "scalars",
+             "index.js")
+    known = {ROUTE + name for name in names}
     if path.rstrip("/") not in known:
         assert status == 404, path
     body = response.get_data()
@@ -305,6 +313,7 @@ def _fetch_all(get, runs):
     for name in runs:
         query = f"run={name}&tag={TAG}"
         paths += [ROUTE + f"steps?{query}", ROUTE + f"stats?{query}"]
+        paths += [ROUTE + f"series?{query}&stat={stat}" for stat in ("std", "zero_fraction")]
         paths += [ROUTE + f"{route}?{query}&step={step}" for route in ("maps", "npy") for step in (0, 1)]
     for path in paths:
         status, headers, body = get(path)
