@@ -96,8 +96,8 @@ def bench_routes(tb, steps: int, repeats: int) -> None:
                 p.terminate()
                 p.join()
         o, t = summarize(ours), summarize(theirs)
-        print(f"| series, warm, {label} | {o['p50']:.1f} | {max(ours) * 1e3:.1f} | "
-              f"stats: {t['p50']:.1f} (worst {max(theirs) * 1e3:.1f}) |")
+        print(f"| series, warm, {label} | {o['p50'] * 1e3:.1f} | {max(ours) * 1e3:.1f} | "
+              f"stats: {t['p50'] * 1e3:.1f} (worst {max(theirs) * 1e3:.1f}) |")
         print(common.ratio_line(f"series/stats p50 ({label})", o["p50"], t["p50"],
                                 smaller="faster", larger="slower"))
     print(f"answer: {len(body)} bytes for {values} values = {len(body) / values:.3f} bytes/value "
@@ -105,8 +105,8 @@ def bench_routes(tb, steps: int, repeats: int) -> None:
 
 
 def bench_browser(tb, steps: int) -> None:
-    sys.path.insert(0, str(REPO / "tests" / "browser"))
     sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO / "tests" / "browser"))  # its conftest, not tests/conftest
     from playwright.sync_api import sync_playwright
 
     from conftest import CHROMIUM_ARGS, ensure_chromium, _open_tab

@@ -42,7 +42,7 @@ _CACHED_STEP_BYTES = _STEP_CACHE_BYTES // 64
 # /stats reads up to _STATS_WINDOW steps at once, fewer when their statistics are large: at
 # most _STATS_BYTES_IN_FLIGHT of them (but always one step). Each thread that touches a
 # large blob keeps its own malloc arena, so parallel reads of large steps cost memory.
-_STATS_WINDOW = 8
+_STATS_WINDOW = 32
 _STATS_BYTES_IN_FLIGHT = 2 << 20
 # /series answers remembered, in bytes; one answer of over a quarter of it is not.
 _SERIES_ANSWER_BYTES = 64 << 20
