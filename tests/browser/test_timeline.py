@@ -224,7 +224,7 @@ def test_screenshot_of_the_timeline(tmp_path_factory, page, open_tab):
         page.set_viewport_size({"width": 1400, "height": 1300})
         frame = ready(page, open_tab, tb)
         choose(frame, train.RUN_NAME, "feature_maps/conv1")
-        strip_ready(frame)
+        strip_ready(frame, run=train.RUN_NAME)
         frame.wait_for_selector("#fm-scalar-panel:not([hidden])")
         frame.evaluate("document.querySelector('#fm-timeline-panel').scrollIntoView()")
         path = REPO / "docs" / "timeline.png"
