@@ -8,7 +8,7 @@ let app = null;
  * @param {object} parts getters and methods to expose as window.fmApp
  */
 export function expose(parts) {
-  app = Object.assign(parts, { paintCount: 0 });
+  app = Object.assign(parts, { paintCount: 0, timelineCount: 0 });
   window.fmApp = app;
 }
 
@@ -16,4 +16,10 @@ export function expose(parts) {
 export function painted(detail) {
   app.paintCount++;
   document.dispatchEvent(new CustomEvent('fm-painted', { detail }));
+}
+
+/** The timeline's strip was painted from a new series: `detail` says which and how fast. */
+export function timelinePainted(detail) {
+  app.timelineCount++;
+  document.dispatchEvent(new CustomEvent('fm-timeline-painted', { detail }));
 }

@@ -3,6 +3,7 @@
 
 import { decodePayload } from './decode.js';
 import { ByteLRU } from './lru.js';
+import { parseNpy2D } from './npy.js';
 
 const BASE = new URL('./', import.meta.url);
 
@@ -52,6 +53,8 @@ export class Model {
     this.maps = new ByteLRU(budget);
     this.inflight = new Map();
     this.statsCache = new Map();
+    this.seriesCache = new ByteLRU(64 << 20); // decoded /series answers
+    this.seriesInflight = new Map();
     this.prefetch = true; // off: only what is shown is fetched (measurements switch it off)
     this.prefetching = null; // the layer whose steps are being prefetched
   }
@@ -79,6 +82,42 @@ export class Model {
       this.statsCache.set(key, request);
     }
     return this.statsCache.get(key);
+  }
+
+  /**
+   * One statistic of every channel at every kept step (/series), decoded: {rows (steps),
+   * cols (channels), data: Float32Array, count, first, last (the steps it covers)}.
+   * Cached per `version` (the steps it should cover), up to 64 MiB.
+   */
+  series(run, tag, stat, sample, version) {
+    const key = JSON.stringify([run, tag, stat, sample, version]);
+    const hit = this.seriesCache.get(key);
+    if (hit) return Promise.resolve(hit);
+    let request = this.seriesInflight.get(key);
+    if (!request) {
+      request = fetchOK(routeURL('series', { run, tag, stat, sample }), { cache: 'no-store' })
+        .then(async (r) => {
+          const covers = (r.headers.get('X-Feature-Maps-Steps') || '').split(' ').map(Number);
+          const series = parseNpy2D(await r.arrayBuffer());
+          const [count, first, last] = covers;
+          Object.assign(series, { count, first, last });
+          this.seriesCache.set(key, series, series.data.byteLength);
+          return series;
+        })
+        .finally(() => this.seriesInflight.delete(key));
+      this.seriesInflight.set(key, request);
+    }
+    return request;
+  }
+
+  /** {run: [scalar tag]} of the runs' scalars (no-store: they grow while training runs). */
+  async scalarTags() {
+    return (await fetchOK(routeURL('scalar_tags'), { cache: 'no-store' })).json();
+  }
+
+  /** [{step, value}] of one scalar of one run. */
+  async scalars(run, tag) {
+    return (await fetchOK(routeURL('scalars', { run, tag }), { cache: 'no-store' })).json();
   }
 
   static key(run, tag, step, wallTime) {

@@ -9,7 +9,8 @@ provider or from the event multiplexer), this module decides:
 - which step describes a layer: the newest that decodes (``newest_readable``);
 - what a step logged twice means (``follow_restarts``, TensorBoard's default loader's rule);
 - how a layer is described (``describe_layer`` -> ``LayerInfo``);
-- how the statistics of many steps reduce, step by step (``StatsReducer``).
+- how the statistics of many steps reduce, step by step (``StatsReducer``);
+- how one statistic of every channel at every step is gathered (``SeriesBuilder``).
 
 No torch, no TensorBoard server: numpy and ``tb_featmap.payload`` only.
 """
@@ -26,6 +27,8 @@ from tb_featmap import metadata, payload
 __all__ = [
     "ALL",
     "LayerInfo",
+    "SERIES_STATS",
+    "SeriesBuilder",
     "SeriesSkipped",
     "StatsReducer",
     "Step",
@@ -329,6 +332,54 @@ class StatsReducer:
                 "nonfinite": np.clip(np.nan_to_num(self._nonfinite), 0, 2**53).astype(np.int64),
                 "dead": self._dead.copy(),
             }
+
+
+SERIES_STATS = payload.STAT_FIELDS  # the statistics a series can be of
+
+
+class SeriesBuilder:
+    """One statistic of every channel of one sample at each step: float32 ``[steps, channels]``.
+
+    Steps are added one at a time, in any order, by their row. The channel count is the
+    first added step's (add the newest step first: it describes the layer, as in
+    ``newest_readable``). A row stays NaN where its step was never added, held another
+    channel count, or held too few samples. Memory is the answer's, whatever the steps hold.
+
+    Args:
+        stat: One of ``SERIES_STATS``.
+        sample: The batch sample.
+        steps: The number of rows.
+
+    Raises:
+        ValueError: If ``stat`` is unknown or ``sample`` or ``steps`` is negative.
+    """
+
+    def __init__(self, stat: str, sample: int, steps: int):
+        if stat not in SERIES_STATS:
+            raise ValueError(f"unknown statistic {stat!r}; valid: {', '.join(SERIES_STATS)}")
+        if sample < 0 or steps < 0:
+            raise ValueError(f"sample and steps must be non-negative, got {sample}, {steps}")
+        self.stat, self.sample, self.rows = stat, sample, steps
+        self.field = SERIES_STATS.index(stat)
+        self.samples = 0  # the most samples any step held
+        self.added = 0
+        self._array: Optional[np.ndarray] = None
+
+    def add(self, row: int, stats: np.ndarray) -> None:
+        """Add the statistics, float32 ``[N, C, 6]``, of the step of ``row``."""
+        self.samples = max(self.samples, stats.shape[0])
+        if self.sample >= stats.shape[0]:
+            return
+        if self._array is None:
+            self._array = np.full((self.rows, stats.shape[1]), np.nan, np.float32)
+        elif stats.shape[1] != self._array.shape[1]:
+            return  # the channel count changed (a new run under an old name)
+        self._array[row] = stats[self.sample, :, self.field]
+        self.added += 1
+
+    def result(self) -> Optional[np.ndarray]:
+        """The ``[steps, channels]`` array, or None if no step was added."""
+        return self._array if self.added else None
 
 
 def show_name(name: str, *, quote: bool = True) -> str:

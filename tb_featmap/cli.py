@@ -5,6 +5,7 @@
     tb-featmap ls LOGDIR [--json]
     tb-featmap export LOGDIR [--run R] [--layer L] [--step S | --steps all|A:B] -o OUT.png|OUT.gif
                       [--colormap gray] [--norm channel] [--sample 0] [--scale K] [--duration MS]
+    tb-featmap export LOGDIR [--run R] [--layer L] --timeline [--stat std] -o STRIP.png
 
 Reads through ``tb_featmap.reader`` and draws with ``tb_featmap.render``, the same colours and
 normalisations as the Feature Maps tab. Imports no torch. Errors are one line on stderr and
@@ -97,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--by", choices=render.RANKINGS, default="std",
                         help="what --top ranks by (default std; change: since the kept step before)")
     export.add_argument("--channels", metavar="LIST", help="only these channels, e.g. 3,17,40-45")
+    export.add_argument("--timeline", action="store_true",
+                        help="draw the tab's timeline instead: one statistic of each channel "
+                             "(rows) at each kept step (columns), as a PNG")
+    export.add_argument("--stat", choices=_series.SERIES_STATS, default="std",
+                        help="the statistic --timeline draws (default std)")
     export.set_defaults(func=_export)
     return parser
 
@@ -134,6 +140,8 @@ def _dims(shape) -> str:
 
 
 def _export(args) -> int:
+    if args.timeline:
+        return _export_timeline(args)
     suffix = os.path.splitext(args.output)[1].lower()
     if suffix not in (".png", ".gif"):
         raise _UsageError(f"output must end in .png or .gif, got {args.output!r}")
@@ -223,6 +231,40 @@ def _nearest(reader: FeatureMapReader, info: LayerInfo, step: int):
     """The kept step of a layer nearest to `step`, read with its values."""
     near = min(info.steps, key=lambda s: (abs(s - step), s))
     return next(iter(reader.records(info.run, info.tag, step=[near])))
+
+
+def _export_timeline(args) -> int:
+    """``export --timeline``: the heat strip of one statistic over the kept steps."""
+    if os.path.splitext(args.output)[1].lower() != ".png":
+        raise _UsageError(f"--timeline writes a PNG; give a .png output, not {args.output!r}")
+    if args.step is not None or args.steps is not None:
+        raise _UsageError("--timeline draws every kept step; drop --step/--steps")
+    if args.sample < 0:
+        raise _UsageError(f"--sample must be non-negative, got {args.sample}")
+    if args.scale is not None and args.scale < 1:
+        raise _UsageError(f"--scale must be a positive integer, got {args.scale}")
+    if _fs.is_remote(args.output):
+        raise _UsageError(f"export writes a local file; got {args.output!r}")
+    image_module = _pillow()
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise _UsageError(f"output directory {out_dir!r} does not exist")
+    reader = _open(args.logdir)
+    info = _pick_layer(reader, args.run, args.layer)
+    try:
+        steps, array = reader.series(info.run, info.tag, stat=args.stat, sample=args.sample)
+    except ValueError as e:
+        raise _UsageError(str(e)) from None
+    image = render.render_series(array, colormap=args.colormap, scale=args.scale or 1)
+    try:
+        image_module.fromarray(image).save(args.output, format="PNG")
+    except OSError as e:
+        raise _UsageError(f"cannot write {args.output!r}: {e}") from None
+    if not args.quiet:
+        where = f"{_name(info.run, quote=False)}/{_name(info.layer, quote=False)}"
+        print(f"wrote {args.output} ({where}, {args.stat} of {array.shape[1]} channels "
+              f"x {len(steps)} steps)", file=sys.stderr)
+    return 0
 
 
 def _pick_layer(reader: FeatureMapReader, run: Optional[str], layer: Optional[str]) -> LayerInfo:

@@ -41,8 +41,14 @@ _CACHED_STEP_BYTES = _STEP_CACHE_BYTES // 64
 # /stats reads up to _STATS_WINDOW steps at once, fewer when their statistics are large: at
 # most _STATS_BYTES_IN_FLIGHT of them (but always one step). Each thread that touches a
 # large blob keeps its own malloc arena, so parallel reads of large steps cost memory.
-_STATS_WINDOW = 8
+_STATS_WINDOW = 32
 _STATS_BYTES_IN_FLIGHT = 2 << 20
+# /series answers remembered, in bytes; one answer of over a quarter of it is not.
+_SERIES_ANSWER_BYTES = 64 << 20
+# The scalars plugin's name (its data, read through the data provider), and the points
+# of one scalar /scalars sends: TensorBoard's own default sampling keeps 1000.
+_SCALARS_PLUGIN = "scalars"
+_SCALAR_POINTS = 10000
 _BAD_LAYERS = 256  # layers whose unreadable steps are remembered
 _ONE_YEAR = 365 * 24 * 3600
 _CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -85,6 +91,9 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         self._step_cache: "collections.OrderedDict" = collections.OrderedDict()
         self._step_cache_bytes = 0
         self._tag_cache: Dict[tuple, tuple] = {}
+        # (experiment, run, tag, stat, sample) -> (steps version, .npy) of /series.
+        self._answer_cache: "collections.OrderedDict" = collections.OrderedDict()
+        self._answer_cache_bytes = 0
         # (experiment, run, tag) -> {step: wall time} of steps found unreadable.
         self._bad_steps: "collections.OrderedDict" = collections.OrderedDict()
         # Two pools, so that a long /stats never queues ahead of the blobs of a /maps.
@@ -103,6 +112,9 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             "/maps": self._serve_maps,
             "/stats": self._serve_stats,
             "/npy": self._serve_npy,
+            "/series": self._serve_series,
+            "/scalar_tags": self._serve_scalar_tags,
+            "/scalars": self._serve_scalars,
         }
         for name in self._static:
             apps["/" + name] = self._serve_static
@@ -156,6 +168,32 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
         sample = _int_arg(request, "sample", required=False) or 0
         body = _json_arrays(self._stats_impl(ctx, experiment, run, tag, sample))
+        return http_util.Respond(request, body, "application/json")
+
+    @wrappers.Request.application
+    def _serve_series(self, request):
+        ctx, experiment = _context(request)
+        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        stat = _string_arg(request, "stat")
+        if stat not in _series.SERIES_STATS:
+            raise errors.InvalidArgumentError(
+                f"stat must be one of {', '.join(_series.SERIES_STATS)}"
+            )
+        sample = _int_arg(request, "sample", required=False) or 0
+        steps, body = self._series_impl(ctx, experiment, run, tag, stat, sample)
+        headers = [("X-Feature-Maps-Steps", f"{len(steps)} {steps[0]} {steps[-1]}")]
+        return http_util.Respond(request, body, "application/octet-stream", headers=headers)
+
+    @wrappers.Request.application
+    def _serve_scalar_tags(self, request):
+        ctx, experiment = _context(request)
+        return http_util.Respond(request, self._scalar_tags_impl(ctx, experiment), "application/json")
+
+    @wrappers.Request.application
+    def _serve_scalars(self, request):
+        ctx, experiment = _context(request)
+        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        body = self._scalars_impl(ctx, experiment, run, tag)
         return http_util.Respond(request, body, "application/json")
 
     @wrappers.Request.application
@@ -248,29 +286,90 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
     def _stats_impl(self, ctx, experiment, run, tag, sample) -> dict:
         series = self._read_series(ctx, experiment, run, tag)
         reducer = _series.StatsReducer(sample)
+        for _, stats in self._each_step_stats(ctx, experiment, run, tag, list(series.values())):
+            if stats is not None:
+                reducer.add(stats)
+        result = reducer.result()
+        if result is None:
+            raise errors.NotFoundError(_no_steps(sample, reducer.samples))
+        return result
 
+    def _series_impl(self, ctx, experiment, run, tag, stat, sample) -> Tuple[list, bytes]:
+        """(kept steps, .npy of float32 [steps, channels]): one statistic over the steps.
+
+        Answers are remembered (up to _SERIES_ANSWER_BYTES) until the layer's steps change.
+        """
+        series = self._read_series(ctx, experiment, run, tag)
+        steps = list(series)
+        newest = series[steps[-1]] if steps else None
+        version = (len(steps), steps[0] if steps else None, newest and newest.wall_time)
+        key = (experiment, run, tag, stat, sample)
+        with self._lock:
+            cached = self._answer_cache.get(key)
+            if cached is not None and cached[0] == version:
+                self._answer_cache.move_to_end(key)
+                return steps, cached[1]
+        builder = _series.SeriesBuilder(stat, sample, len(steps))
+        row = {step: i for i, step in enumerate(steps)}
+        newest_first = [series[step] for step in reversed(steps)]
+        for datum, stats in self._each_step_stats(ctx, experiment, run, tag, newest_first):
+            if stats is not None:
+                builder.add(row[datum.step], stats)
+        array = builder.result()
+        if array is None:
+            raise errors.NotFoundError(_no_steps(sample, builder.samples))
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        body = buffer.getvalue()
+        del array, buffer
+        if len(body) <= _SERIES_ANSWER_BYTES // 4:
+            with self._lock:
+                old = self._answer_cache.pop(key, None)
+                self._answer_cache_bytes -= len(old[1]) if old else 0
+                self._answer_cache[key] = (version, body)
+                self._answer_cache_bytes += len(body)
+                while self._answer_cache_bytes > _SERIES_ANSWER_BYTES:
+                    self._answer_cache_bytes -= len(self._answer_cache.popitem(last=False)[1][1])
+        return steps, body
+
+    def _each_step_stats(self, ctx, experiment, run, tag, data):
+        """(datum, its statistics or None if unreadable) for each of `data`, in order.
+
+        A few steps at a time, so that a caller reducing each as it arrives keeps memory
+        O(one step); fewer at once when their statistics are large.
+        """
         def step_stats(datum):
             return self._step_stats(ctx, experiment, run, tag, datum)
 
-        # A few steps at a time, each reduced as it arrives: memory stays O(channels).
-        data, window = iter(list(series.values())), 1
+        data, window = iter(data), 1
         while True:
             chunk = list(itertools.islice(data, window))
             if not chunk:
-                break
-            for stats in self._stats_pool.map(step_stats, chunk):
+                return
+            for datum, stats in zip(chunk, self._stats_pool.map(step_stats, chunk)):
                 if stats is not None:
-                    reducer.add(stats)
                     fit = _STATS_BYTES_IN_FLIGHT // max(1, stats.nbytes)
                     window = max(1, min(_STATS_WINDOW, fit))
-        result = reducer.result()
-        if result is None:
-            if reducer.samples:
-                raise errors.NotFoundError(
-                    f"sample {sample} not stored; this layer has {reducer.samples}"
-                )
-            raise errors.NotFoundError("no readable steps")
-        return result
+                yield datum, stats
+
+    def _scalar_tags_impl(self, ctx, experiment) -> Dict[str, list]:
+        mapping = self._data_provider.list_scalars(
+            ctx, experiment_id=experiment, plugin_name=_SCALARS_PLUGIN
+        )
+        return {run: sorted(tags) for run, tags in mapping.items() if tags}
+
+    def _scalars_impl(self, ctx, experiment, run, tag) -> list:
+        result = self._data_provider.read_scalars(
+            ctx,
+            experiment_id=experiment,
+            plugin_name=_SCALARS_PLUGIN,
+            downsample=_SCALAR_POINTS,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        )
+        data = result.get(run, {}).get(tag)
+        if data is None:
+            raise errors.NotFoundError(f"no scalars for run {_quote(run)}, tag {_quote(tag)}")
+        return [{"step": d.step, "value": d.value} for d in sorted(data, key=lambda d: d.step)]
 
     # --- data access --------------------------------------------------------------------
 
@@ -494,6 +593,13 @@ def _json_float(value: float) -> str:
     if math.isfinite(value):
         return repr(value)
     return '"NaN"' if value != value else ('"Infinity"' if value > 0 else '"-Infinity"')
+
+
+def _no_steps(sample: int, samples: int) -> str:
+    """Why a layer gave no statistics: the sample is not stored, or no step is readable."""
+    if samples:
+        return f"sample {sample} not stored; this layer has {samples}"
+    return "no readable steps"
 
 
 def _quote(name: str) -> str:

@@ -185,6 +185,73 @@ class FeatureMapReader:
                 )
         return self._records(series, wanted, values)
 
+    def series(
+        self, run: Optional[str] = None, layer: Optional[str] = None, *, stat: str,
+        sample: int = 0,
+    ) -> Tuple[List[int], np.ndarray]:
+        """One statistic of every channel at every kept step of one layer: what the
+        plugin's ``series`` route serves, and ``tb-featmap export --timeline`` draws.
+
+        Args:
+            run: The run. Default: the only run that holds ``layer``.
+            layer: The layer name (or full tag). Default: the only layer of the selection.
+            stat: One of ``payload.STAT_FIELDS``: min, max, mean, std, zero_fraction, nonfinite.
+            sample: The batch sample. Default 0.
+
+        Returns:
+            ``(steps, array)``: the kept steps, ascending, and float32 ``[steps, channels]``
+            (channels as the newest readable step holds them). A row is NaN where its step
+            is unreadable, holds another channel count or too few samples.
+
+        Raises:
+            TypeError: If an argument has the wrong type.
+            ValueError: If the selection is not exactly one layer (the message lists the
+                valid names), ``stat`` is unknown, or no step holds ``sample``.
+
+        Examples::
+
+            >>> steps, std = reader.series("alexnet", "features.0", stat="std")
+            >>> len(steps), std.shape
+            (10, (10, 64))
+        """
+        if not isinstance(stat, str):
+            raise TypeError(f"stat must be a str, got {type(stat).__name__}")
+        if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)):
+            raise TypeError(f"sample must be an int, got {type(sample).__name__}")
+        if stat not in _series.SERIES_STATS:
+            raise ValueError(
+                f"unknown statistic {stat!r}; valid: {', '.join(_series.SERIES_STATS)}"
+            )
+        if sample < 0:
+            raise ValueError(f"sample must be non-negative, got {sample}")
+        selected = self._select(run, layer)
+        if len(selected) != 1:
+            names = sorted(f"{r}/{metadata.layer_name(t)}" for r, t in selected)
+            raise ValueError(
+                f"series reads one layer; the selection holds {len(selected)}: "
+                f"{_listing(names)}. Hint: pass run= and layer="
+            )
+        (key, data), = self._read_series(selected).items()
+        builder = _series.SeriesBuilder(stat, int(sample), len(data))
+        warned: set = set()
+        for row in reversed(range(len(data))):  # newest first: it sets the channel count
+            datum = data[row]
+            try:
+                step = _series.decode_step(datum.step, _series.read_blobs(datum, 2, _blob))
+            except _series.StepError as error:
+                _warn_step(warned, key[0], key[1], error)
+                continue
+            builder.add(row, step.stats)
+        array = builder.result()
+        if array is None:
+            if builder.samples:
+                raise ValueError(
+                    f"sample {sample} is not stored; this layer has samples "
+                    f"0..{builder.samples - 1}"
+                )
+            raise ValueError(f"no readable step in {key[0]!r}/{key[1]!r}")
+        return [d.step for d in data], array
+
     # --- internals ----------------------------------------------------------------------
 
     def _records(self, series, wanted, values) -> Iterator[FeatureMapRecord]:

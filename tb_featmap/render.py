@@ -336,6 +336,39 @@ def render_maps(
     return image
 
 
+def render_series(array: np.ndarray, *, colormap: str = "viridis", scale: int = 1) -> np.ndarray:
+    """The timeline's heat strip: one statistic of each channel (rows) at each step (columns).
+
+    Coloured as the tab's timeline colours it: one range for the whole strip, the finite
+    span of ``array`` (symmetric around 0 for ``"diverging"``), non-finite values (and steps
+    that could not be read) in ``NONFINITE_RGB``.
+
+    Args:
+        array: float ``[steps, channels]``, as ``FeatureMapReader.series`` returns it.
+        colormap: One of ``COLORMAPS``. Default ``"viridis"``.
+        scale: Pixels per value along each axis. Default 1.
+
+    Returns:
+        A ``uint8`` RGB image ``[channels * scale, steps * scale, 3]``.
+
+    Raises:
+        TypeError: If ``scale`` is not an int.
+        ValueError: If ``array`` is not 2-D, on an unknown colormap or ``scale`` < 1.
+
+    Examples::
+
+        >>> render_series(np.zeros((1000, 64), np.float32), scale=2).shape
+        (128, 2000, 3)
+    """
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"array must have shape [steps, channels], got {array.shape}")
+    with np.errstate(invalid="ignore"):
+        span = _finite_span(array.reshape(-1), array.reshape(-1))
+    lo, hi = value_ranges([span[0]], [span[1]], colormap=colormap)
+    return render_maps(array.T[None], lo, hi, colormap=colormap, scale=scale)
+
+
 def render_record(
     record,
     *,

@@ -49,7 +49,10 @@ OUTCOME_MINIMUM = 15
 CACHED_MINIMUM = 10
 MINIMUMS = {
     **{route: {200: OUTCOME_MINIMUM, 400: OUTCOME_MINIMUM, 404: OUTCOME_MINIMUM}
-       for route in ("steps", "maps", "stats", "npy")},
+       for route in ("steps", "maps", "stats", "npy", "series")},
+    # The fuzzed runs log no scalars: these two must only never fail.
+    "scalar_tags": {},
+    "scalars": {},
     "tags": {200: FUZZ.max_examples},
     "index.js": {200: FUZZ.max_examples},
 }
@@ -98,7 +101,10 @@ VALUES = st.one_of(
     st.text(max_size=40),
     st.text(alphabet="./%\\:~", max_size=30),
 )
-KEYS = st.sampled_from(["run", "tag", "step", "sample", "wall_time", "x", "RUN", "", "run[]"])
+KEYS = st.sampled_from(
+    ["run", "tag", "step", "sample", "wall_time", "stat", "x", "RUN", "", "run[]"]
+)
+STATS = st.sampled_from(["min", "max", "mean", "std", "zero_fraction", "nonfinite"])
 RAW = ["%ff%fe", "step=%", "run=%zz", "&&", "=", "tag", "%00=%00"]
 
 
@@ -134,7 +140,8 @@ def queries(layers):
         else:
             run, tag = draw(st.sampled_from(names))
             step, wall_time = draw(st.sampled_from(layers[run, tag]))
-            query = {"run": run, "tag": tag, "step": str(step), "sample": str(draw(st.integers(0, 1)))}
+            query = {"run": run, "tag": tag, "step": str(step), "sample": str(draw(st.integers(0, 1))),
+                     "stat": draw(STATS)}
             if draw(st.booleans()):
                 query["wall_time"] = repr(wall_time)
             if kind == "absent":
@@ -187,6 +194,10 @@ def fuzz(client, layers, route, fuzz_settings=FUZZ) -> collections.Counter:
         if status == 200 and route == "npy":
             args = urllib.parse.parse_qs(query)
             assert np.load(io.BytesIO(response.get_data())).shape == SHAPES[args["tag"][0]]
+        if status == 200 and route == "series":  # [kept steps, channels]
+            args = urllib.parse.parse_qs(query)
+            series = np.load(io.BytesIO(response.get_data()))
+            assert series.dtype == np.float32 and series.shape[1] == SHAPES[args["tag"][0]][1]
         if status == 200 and route == "maps":
             assert response.get_data()[:4] == b"TBFM"
             counts["cached"] += "max-age=31536000" in response.headers["Cache-Control"]
@@ -244,7 +255,7 @@ def test_unknown_paths_are_404_and_never_read_a_file(client, parts):
     path = ROUTE + "/".join(parts)
     response = client.get(path)
     status = check(response)
-    known = {ROUTE + name for name in ("tags", "steps", "maps", "stats", "npy", "index.js")}
+    known = {ROUTE + name for name in MINIMUMS}
     if path.rstrip("/") not in known:
         assert status == 404, path
     body = response.get_data()
@@ -420,6 +431,7 @@ def _fetch_all(get, runs):
         query = f"run={name}&tag={TAG}"
         paths += [ROUTE + f"steps?{query}", ROUTE + f"stats?{query}"]
         paths += [ROUTE + f"{route}?{query}&step={step}" for route in ("maps", "npy") for step in (0, 1)]
+        paths += [ROUTE + f"series?{query}&stat={stat}" for stat in ("std", "zero_fraction")]
     for path in paths:
         status, headers, body = get(path)
         counts[status] = counts.get(status, 0) + 1
