@@ -3,6 +3,7 @@
 import { MODES } from './color.js';
 import { COLORMAPS } from './colormaps.js';
 import { el, field, setOptions, visibleName } from './views.js';
+import { layerLabel } from './layout.js';
 
 const SORTS = ['index', 'mean', 'std', 'sparsity'];
 
@@ -90,16 +91,30 @@ export class Controls {
   fill() {
     const run = this.run.value;
     const layers = this.tags[run] || {};
-    const options = Object.keys(layers).sort().map((tag) => {
+    // The server lists layers in logging order (see http_api.md); keep it.
+    const options = Object.keys(layers).map((tag) => {
       const info = layers[tag];
-      const [, c, h, w] = info.stored;
-      return { value: tag, text: `${visibleName(info.layer)} · ${c}×${h}×${w}` };
+      return { value: tag, text: `${visibleName(info.layer)} · ${layerLabel(info)}` };
     });
     setOptions(this.layer, options, this.layer.value);
+    if (this.layer.value !== this.normFor) this.fitNorm();
     const others = Object.keys(this.tags).sort()
       .filter((r) => r !== run && this.tags[r][this.layer.value]);
     setOptions(this.compare, [{ value: '', text: '(none)' }, ...named(others)], this.compare.value);
     this.scaleField.hidden = !this.compare.value;
+  }
+
+  /**
+   * A linear layer's maps are 1 x 1: per channel each is flat, so it starts per layer, and
+   * the menu says why per channel shows nothing.
+   */
+  fitNorm() {
+    this.normFor = this.layer.value;
+    const info = this.info();
+    const linear = Boolean(info) && info.layout === 'NF';
+    const option = [...this.norm.options].find((o) => o.value === 'channel');
+    if (option) option.textContent = linear ? `${MODES.channel} (flat: 1×1 maps)` : MODES.channel;
+    if (linear && this.norm.value === 'channel') this.norm.value = 'layer';
   }
 
   /**

@@ -2,7 +2,9 @@
 // summary, and the hover readout. Click a map to pick it.
 
 import { lut, packRGBA } from './luts.js';
-import { channelOrder, gridLayout, hitTest, slotOrigin } from './layout.js';
+import {
+  channelOrder, gridLayout, hitTest, hitWords, slotOrigin, viewKind,
+} from './layout.js';
 import { paintGrid } from './paint.js';
 import { colorBar, el, formatValue } from './views.js';
 
@@ -28,10 +30,10 @@ function barOf(coloring, scope, id) {
 }
 
 /** Paints `coloring`'s maps in `order` into a canvas; returns the layout. */
-function paintCanvas(canvas, coloring, order, size, maxWidth) {
+function paintCanvas(canvas, coloring, order, size, maxWidth, kind) {
   const { maps } = coloring;
   const layout = gridLayout({
-    count: maps.c, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth,
+    count: maps.c, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth, kind,
   });
   if (canvas.width !== layout.width || canvas.height !== layout.height) {
     canvas.width = layout.width;
@@ -82,17 +84,19 @@ export class Grid {
    * @param {string} o.title
    * @param {{coloring: Coloring|null, title: string, shared: boolean}|null} o.compare
    * @param {{sort: string, size: number}} o.settings
+   * @param {string} [o.layout] the layer's layout (NCHW, NCL, NF, ...): how it is drawn
    * @param {number} o.width the width available
    * @param {boolean[]|null} o.deadAll from /stats: channels zero at every kept step
    * @param {number|null} o.selected the channel shown in the detail view
    */
-  draw({ coloring, title, compare, settings, width, deadAll, selected }) {
+  draw({ coloring, title, compare, settings, width, deadAll, selected, layout: name }) {
     const { maps, sample } = coloring;
+    const kind = viewKind(name, maps.h, maps.w);
     const order = channelOrder(maps.c, settings.sort, (c, f) => maps.stat(sample, c, f));
     const panelWidth = compare && compare.coloring ? Math.floor((width - 16) / 2) : width;
-    const layout = paintCanvas(this.main.canvas, coloring, order, settings.size, panelWidth);
+    const layout = paintCanvas(this.main.canvas, coloring, order, settings.size, panelWidth, kind);
     this.drawMarkers(layout, order, coloring, deadAll, selected);
-    this.current = { coloring, layout, order };
+    this.current = { coloring, layout, order, kind };
     this.main.title.textContent = title;
     this.other.node.hidden = !compare;
     let scope = '';
@@ -101,7 +105,7 @@ export class Grid {
       other.title.textContent = compare.title;
       other.bar.replaceChildren();
       if (compare.coloring) {
-        paintCanvas(other.canvas, compare.coloring, order, settings.size, panelWidth);
+        paintCanvas(other.canvas, compare.coloring, order, settings.size, panelWidth, kind);
         scope = compare.shared ? 'both runs' : 'this run';
         other.note.textContent = compare.shared
           ? 'Scale: shared with the run beside it (the colour bar above).'
@@ -176,7 +180,7 @@ export class Grid {
     const diff = Boolean(coloring.diffs);
     const value = coloring.valueAt(hit.channel, hit.y, hit.x);
     const text = Number.isNaN(value) ? 'non-finite' : String(Number(value.toPrecision(7)));
-    const where = `channel ${hit.channel} · x ${hit.x}, y ${hit.y}`;
+    const where = hitWords(this.current.kind, hit);
     this.hover.textContent = `${where} · ${diff ? 'Δ ' : ''}${text}`;
     Object.assign(this.hover.dataset, {
       channel: String(hit.channel), x: String(hit.x), y: String(hit.y),

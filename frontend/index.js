@@ -99,7 +99,8 @@ export function render() {
     const { mode, colormap, diff } = controls.settings();
     const load = (entry) => model.load(run, tag, entry.step, entry.wall_time);
     const maps = await load(player.steps[i]);
-    const prev = diff && i > 0 ? await load(player.steps[i - 1]) : null;
+    const before = diff && i > 0 ? await load(player.steps[i - 1]) : null;
+    const prev = before && sameShape(before, maps) ? before : null;
     const s = Math.min(sample, maps.n - 1);
     return new Coloring(maps, s, { mode, colormap, diff, prev, fixed: state.fixed });
   }
@@ -135,7 +136,10 @@ export function render() {
     }
     if (!current()) return; // a newer selection was made meanwhile
     notices.ok('step');
-    const [maps, prev, otherMaps] = loaded;
+    const [maps, prevMaps, otherMaps] = loaded;
+    // A previous step of another shape has nothing to subtract: say so, draw this step.
+    const reshaped = Boolean(prevMaps) && !sameShape(prevMaps, maps);
+    const prev = reshaped ? null : prevMaps;
     controls.setSamples(maps.n);
     let coloring = new Coloring(maps, Math.min(sample, maps.n - 1),
       { mode, colormap, diff, prev, fixed: state.fixed });
@@ -155,11 +159,17 @@ export function render() {
       view = { coloring: theirs, shared, title };
     }
     let title = `${visibleName(run)} · step ${entry.step}`;
-    if (diff) title += prev ? ` − step ${before.step}`
-      : ' (no previous step: nothing to subtract)';
+    if (diff && reshaped) {
+      title += ` (step ${before.step} has another shape: nothing to subtract)`;
+    } else if (diff) {
+      title += prev ? ` − step ${before.step}` : ' (no previous step: nothing to subtract)';
+    }
     const width = Math.max(200, root.clientWidth - 24 - (detail.channel !== null ? 312 : 0));
     const selected = detail.channel;
-    grid.draw({ coloring, title, compare: view, settings, width, deadAll: state.dead, selected });
+    const { layout } = controls.info() || {};
+    grid.draw({
+      coloring, title, compare: view, settings, width, deadAll: state.dead, selected, layout,
+    });
     if (detail.channel !== null) {
       const stepOf = (i) => player.steps[i].step;
       detail.show(detail.channel, coloring, player.steps.length, index, stepOf);
@@ -178,4 +188,9 @@ export function render() {
     set prefetch(on) { model.prefetch = on; },
   });
   poller.start();
+}
+
+/** Whether two decoded steps hold maps of one shape (a difference needs it). */
+function sameShape(a, b) {
+  return a.n === b.n && a.c === b.c && a.h === b.h && a.w === b.w;
 }
