@@ -96,7 +96,8 @@ export class Grid {
     const panelWidth = compare && compare.coloring ? Math.floor((width - 16) / 2) : width;
     const layout = paintCanvas(this.main.canvas, coloring, order, settings.size, panelWidth, kind);
     this.drawMarkers(layout, order, coloring, deadAll, selected);
-    this.current = { coloring, layout, order, kind };
+    const slice = maps.depth > 1 ? maps.d : null; // a 3-D layer's depth slice
+    this.current = { coloring, layout, order, kind, slice };
     this.main.title.textContent = title;
     this.other.node.hidden = !compare;
     let scope = '';
@@ -180,11 +181,12 @@ export class Grid {
     const diff = Boolean(coloring.diffs);
     const value = coloring.valueAt(hit.channel, hit.y, hit.x);
     const text = Number.isNaN(value) ? 'non-finite' : String(Number(value.toPrecision(7)));
-    const where = hitWords(this.current.kind, hit);
+    const where = hitWords(this.current.kind, hit, this.current.slice);
     this.hover.textContent = `${where} · ${diff ? 'Δ ' : ''}${text}`;
     Object.assign(this.hover.dataset, {
       channel: String(hit.channel), x: String(hit.x), y: String(hit.y),
       value: String(value), diff: diff ? '1' : '0',
+      d: this.current.slice === null ? '' : String(this.current.slice),
     });
   }
 }

@@ -6,6 +6,7 @@ import { Coloring, onSharedScale } from './color.js';
 import { Controls } from './controls.js';
 import { Detail } from './detail.js';
 import { Grid } from './grid.js';
+import { depthOf, sliceOf } from './volume.js';
 import { expose, painted } from './hooks.js';
 import { Latest, Model } from './model.js';
 import { Player, nearestIndex } from './player.js';
@@ -98,8 +99,10 @@ export function render() {
     const { run, tag, sample } = controls.selection();
     const { mode, colormap, diff } = controls.settings();
     const load = (entry) => model.load(run, tag, entry.step, entry.wall_time);
-    const maps = await load(player.steps[i]);
-    const before = diff && i > 0 ? await load(player.steps[i - 1]) : null;
+    const depth = depthOf(controls.info());
+    const { depthIndex } = controls.settings();
+    const maps = sliceOf(await load(player.steps[i]), depth, depthIndex);
+    const before = diff && i > 0 ? sliceOf(await load(player.steps[i - 1]), depth, depthIndex) : null;
     const prev = before && sameShape(before, maps) ? before : null;
     const s = Math.min(sample, maps.n - 1);
     return new Coloring(maps, s, { mode, colormap, diff, prev, fixed: state.fixed });
@@ -136,7 +139,9 @@ export function render() {
     }
     if (!current()) return; // a newer selection was made meanwhile
     notices.ok('step');
-    const [maps, prevMaps, otherMaps] = loaded;
+    // A 3-D layer: the grid draws the depth slice the depth control picks.
+    const depth = depthOf(controls.info());
+    const [maps, prevMaps, otherMaps] = loaded.map((m) => sliceOf(m, depth, settings.depthIndex));
     // A previous step of another shape has nothing to subtract: say so, draw this step.
     const reshaped = Boolean(prevMaps) && !sameShape(prevMaps, maps);
     const prev = reshaped ? null : prevMaps;

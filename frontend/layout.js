@@ -86,11 +86,13 @@ function featuresLayout(count, mapW, mapH, cellSize, maxWidth) {
  * feature index for linear ones, (channel, x, y) for maps.
  * @param {string} kind from viewKind
  * @param {{channel:number, x:number, y:number}} hit
+ * @param {number|null} [slice] a 3-D layer's depth slice: the words are (d, y, x)
  * @returns {string}
  */
-export function hitWords(kind, hit) {
+export function hitWords(kind, hit, slice = null) {
   if (kind === 'rows') return `channel ${hit.channel} · t ${hit.x}`;
   if (kind === 'features') return `feature ${hit.channel}`;
+  if (slice !== null) return `channel ${hit.channel} · d ${slice}, y ${hit.y}, x ${hit.x}`;
   return `channel ${hit.channel} · x ${hit.x}, y ${hit.y}`;
 }
 

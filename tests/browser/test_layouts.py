@@ -18,7 +18,9 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from support import TensorBoardProcess
-from tab_driver import cell_pixel, choose, colours, grid_layout, hover, npy, ready, wire_stats
+from tab_driver import (
+    cell_pixel, choose, colours, grid_layout, hover, npy, ready, select, wire_stats,
+)
 from tb_featmap import FeatureMapRecorder, log_feature_maps, render
 
 STEPS = [0, 1]
@@ -152,4 +154,28 @@ def test_a_linear_layer_is_a_feature_grid_normalised_over_the_layer(tb, page, op
     # back on a 2-D layer the menu says plain 'per channel' again
     choose(frame, "resnet18", "feature_maps/conv1")
     assert dict(_options(frame, "#fm-norm"))["channel"] == "per channel"
+    assert not page.console_errors
+
+
+def test_a_3d_layer_draws_the_depth_slice_its_control_picks(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "resnet18", "feature_maps/layer1.0")
+    assert frame.locator("#fm-depth").is_hidden()  # a 2-D layer has no depth control
+    choose(frame, "r3d", "feature_maps/layer1.0")
+    assert frame.locator("#fm-depth").is_visible()
+    assert [v for v, _ in _options(frame, "#fm-depth")] == ["0", "1", "2", "3"]
+    select(frame, "#fm-depth", "2")
+    layout = grid_layout(frame)
+    assert (layout["mapH"], layout["mapW"]) == (16, 16)  # one slice, not 4 stacked
+    step = STEPS[-1]
+    values = npy(tb, "r3d", "feature_maps/layer1.0", step)[0]  # [C, D*H, W]
+    stats = wire_stats(tb, "r3d", "feature_maps/layer1.0", step)[0]
+    cmap = frame.input_value("#fm-colormap")
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
+    expected = colours(values, lo, hi, cmap)
+    for channel, y, x in [(0, 0, 0), (7, 5, 11), (63, 15, 15)]:
+        shown = cell_pixel(frame, channel, x, y)[:3]
+        assert shown == expected[channel, 2 * 16 + y, x].tolist(), (channel, y, x)
+    readout = hover(page, frame, 7, 11, 5)
+    assert readout["d"] == "2" and readout["text"].startswith("channel 7 · d 2, y 5, x 11 · ")
     assert not page.console_errors
