@@ -19,7 +19,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from support import TensorBoardProcess
 from tab_driver import (
-    cell_pixel, choose, colours, grid_layout, hover, npy, ready, select, wire_stats,
+    cell_pixel, choose, colours, grid_layout, grid_rgb, hover, mismatch, npy, paint, ready,
+    select, set_step_index, wire_stats,
 )
 from tb_featmap import FeatureMapRecorder, log_feature_maps, render
 
@@ -65,7 +66,15 @@ def logdir(tmp_path_factory):
                 with torch.no_grad(), FeatureMapRecorder(model, layers, eval_mode=True) as rec:
                     model(x + step)
                 log_feature_maps(writer, rec.outputs, step)  # the README's pattern
+    # A layer whose shape changes between steps (an input of another size).
+    with SummaryWriter(root / "reshape") as writer:
+        for step in STEPS:
+            size = 8 - 2 * step
+            log_feature_maps(writer, {"conv": torch.randn(1, 4, size, size)}, step)
     return root, {run: layers for run, (_, layers, _) in _models().items()}
+
+
+RUNS = ["audio", "resnet18", "mobilenet", "vit", "r3d", "reshape"]
 
 
 @pytest.fixture(scope="module", params=["rust", "python"])
@@ -76,7 +85,7 @@ def tb(request, logdir):
         flags.append("--load_fast=false")
     server = TensorBoardProcess(root, *flags)
     try:
-        server.wait_for(lambda: _newest(server) == {run: STEPS[-1] for run in layers})
+        server.wait_for(lambda: _newest(server) == {run: STEPS[-1] for run in RUNS})
         yield server
     finally:
         server.stop()
@@ -178,4 +187,21 @@ def test_a_3d_layer_draws_the_depth_slice_its_control_picks(tb, page, open_tab):
         assert shown == expected[channel, 2 * 16 + y, x].tolist(), (channel, y, x)
     readout = hover(page, frame, 7, 11, 5)
     assert readout["d"] == "2" and readout["text"].startswith("channel 7 · d 2, y 5, x 11 · ")
+    assert not page.console_errors
+
+
+def test_a_difference_across_a_shape_change_says_so_and_draws_this_step(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "reshape", "feature_maps/conv")
+    set_step_index(frame, 1)
+    shown = paint(frame, lambda: frame.check("#fm-diff"))
+    assert shown["title"].endswith("(step 0 has another shape: nothing to subtract)")
+    # what is drawn is step 1's own maps (6 x 6), not a difference with step 0's 8 x 8
+    layout = grid_layout(frame)
+    assert (layout["mapH"], layout["mapW"]) == (6, 6)
+    values = npy(tb, "reshape", "feature_maps/conv", 1)[0]
+    stats = wire_stats(tb, "reshape", "feature_maps/conv", 1)[0]
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap="diverging")
+    problem = mismatch(grid_rgb(frame), colours(values, lo, hi, "diverging"))
+    assert not problem, problem
     assert not page.console_errors
