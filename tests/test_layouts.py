@@ -266,3 +266,31 @@ def test_export_draws_each_layout_as_its_kind(logdir, tmp_path):
     from PIL import Image
 
     assert Image.open(out).size == (3000, 8 * 16 + 7)
+
+
+def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
+    """`tb-featmap export` of one layer of each layout: each PNG has its kind's geometry."""
+    from PIL import Image
+
+    root, shapes = logdir
+    cases = {
+        ("vit", "encoder.layers.encoder_layer_0"): "maps",  # 32 dims on a 4 x 4 patch grid
+        ("vit", "heads.head"): "features",
+        ("r3d", "layer1.0.conv1.0"): "maps",  # slices stacked, as stored
+        ("audio", "up"): "rows",
+        ("alexnet", "classifier.1"): "features",  # a Dropout on rank 2: NF by rank
+    }
+    for (run, layer), kind in cases.items():
+        n, c, h, w = shapes[run][f"feature_maps/{layer}"]
+        out = tmp_path / f"{run}-{layer}.png"
+        assert main(["export", str(root), "--run", run, "--layer", layer, "-q", "-o", str(out)]) == 0
+        width, height = Image.open(out).size
+        if kind == "rows":
+            assert (width, height) == (w, c * render.row_height(c) + c - 1)
+        else:
+            scale = max(1, -(-16 // max(h, w)))
+            if kind == "features":
+                scale = max(scale, render.ROW_MIN_HEIGHT)
+            cols = render.grid_columns(c)
+            rows = -(-c // cols)
+            assert (width, height) == (cols * (w * scale + 1) - 1, rows * (h * scale + 1) - 1), layer
