@@ -2,6 +2,7 @@
 // across the kept steps, each frame coloured as the grid colours that step.
 
 import { gridLayout, sampleIndices } from './layout.js';
+import { linePlot } from './lineplot.js';
 import { Latest } from './model.js';
 import { paintGrid } from './paint.js';
 import { el, filmFrame, formatValue } from './views.js';
@@ -18,6 +19,13 @@ function tileCanvas(coloring, channel, size) {
   paintGrid(new Uint32Array(image.data.buffer), layout, (slot, out) => coloring.tile(channel, out));
   ctx.putImageData(image, 0, 0);
   return canvas;
+}
+
+/** The enlarged channel: a line across t for 1 x L maps (1-D layers), else the map. */
+function bigView(coloring, channel) {
+  const { h, w } = coloring.maps;
+  if (h !== 1 || w < 2) return tileCanvas(coloring, channel, 256);
+  return linePlot(Float64Array.from({ length: w }, (_, t) => coloring.valueAt(channel, 0, t)));
 }
 
 export class Detail {
@@ -67,7 +75,7 @@ export class Detail {
     const what = coloring.diffs ? 'Δ from the step before, across' : 'Across';
     this.node.replaceChildren(
       el('div', { class: 'fm-detail-head' }, el('strong', { text: `Channel ${channel}` }), close),
-      tileCanvas(coloring, channel, 256),
+      bigView(coloring, channel),
       el('div', { class: 'fm-muted', text: stats.join(' · ') }),
       el('div', { class: 'fm-label', text: `${what} kept steps (click to go there)` }),
       strip);

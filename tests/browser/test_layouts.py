@@ -205,3 +205,37 @@ def test_a_difference_across_a_shape_change_says_so_and_draws_this_step(tb, page
     problem = mismatch(grid_rgb(frame), colours(values, lo, hi, "diverging"))
     assert not problem, problem
     assert not page.console_errors
+
+
+LINE_PIXELS_JS = """([points]) => {
+  const canvas = document.querySelector('#fm-line');
+  const ctx = canvas.getContext('2d');
+  return points.map(([x, y]) => {
+    const d = ctx.getImageData(Math.round(x) - 1, Math.round(y) - 1, 3, 3).data;
+    let darkest = 255 * 3;
+    for (let i = 0; i < d.length; i += 4) darkest = Math.min(darkest, d[i] + d[i + 1] + d[i + 2]);
+    return darkest;
+  });
+}"""
+
+
+def test_the_detail_view_plots_a_1d_channel_as_a_line_across_t(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "audio", "feature_maps/conv")
+    hover(page, frame, 2, 40, 0)
+    page.mouse.down()
+    page.mouse.up()
+    frame.wait_for_selector("#fm-detail:not([hidden]) #fm-line")
+    values = npy(tb, "audio", "feature_maps/conv", STEPS[-1])[0, 2, 0].astype(np.float64)
+    data = frame.evaluate("({...document.querySelector('#fm-line').dataset})")
+    lo, hi = float(data["lo"]), float(data["hi"])
+    assert int(data["count"]) == LENGTH
+    assert np.isclose(lo, values.min(), rtol=1e-6) and np.isclose(hi, values.max(), rtol=1e-6)
+    # the line passes through each value's point: a dark pixel there (the plot is white)
+    width, height, pad = 256, 128, 4
+    points = [(pad + t * (width - 2 * pad) / (LENGTH - 1), pad + (hi - values[t]) * (height - 2 * pad) / (hi - lo))
+              for t in (0, 77, 150, LENGTH - 1)]
+    assert all(v < 600 for v in frame.evaluate(LINE_PIXELS_JS, [points])), points
+    # the filmstrip is there as for any layer
+    frame.wait_for_function(
+        f"document.querySelectorAll('#fm-filmstrip button').length === {len(STEPS)}")
