@@ -239,3 +239,34 @@ def test_the_detail_view_plots_a_1d_channel_as_a_line_across_t(tb, page, open_ta
     # the filmstrip is there as for any layer
     frame.wait_for_function(
         f"document.querySelectorAll('#fm-filmstrip button').length === {len(STEPS)}")
+
+
+def test_the_detail_view_of_a_3d_channel_shows_every_slice_side_by_side(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "r3d", "feature_maps/layer1.0")
+    select(frame, "#fm-depth", "1")
+    hover(page, frame, 7, 3, 3)
+    page.mouse.down()
+    page.mouse.up()
+    frame.wait_for_selector("#fm-detail:not([hidden]) #fm-volume")
+    cell, gap, depth, side = 64, 3, 4, 16
+    size = frame.evaluate("[document.querySelector('#fm-volume').width,"
+                          " document.querySelector('#fm-volume').height]")
+    assert size == [depth * cell + (depth - 1) * gap, cell]
+    values = npy(tb, "r3d", "feature_maps/layer1.0", STEPS[-1])[0]
+    stats = wire_stats(tb, "r3d", "feature_maps/layer1.0", STEPS[-1])[0]
+    cmap = frame.input_value("#fm-colormap")
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
+    expected = colours(values, lo, hi, cmap)
+    js = """([points]) => { const ctx = document.querySelector('#fm-volume').getContext('2d');
+      return points.map(([x, y]) => [...ctx.getImageData(x, y, 1, 1).data].slice(0, 3)); }"""
+    scale = cell // side
+    points, wanted = [], []
+    for d in range(depth):
+        for y, x in [(0, 0), (9, 4), (15, 15)]:
+            points.append([d * (cell + gap) + x * scale + scale // 2, y * scale + scale // 2])
+            wanted.append(expected[7, d * side + y, x].tolist())
+    points.append([cell + 1, 10])  # a separator
+    shown = frame.evaluate(js, [points])
+    assert shown[:-1] == wanted
+    assert shown[-1] == [200, 200, 200]
