@@ -103,7 +103,8 @@ export class Controls {
     setOptions(this.layer, options, this.layer.value);
     if (this.layer.value !== this.normFor) this.fitNorm();
     const depth = depthOf(this.info());
-    const slices = Array.from({ length: depth }, (_, d) => ({ value: String(d), text: `d ${d} of ${depth}` }));
+    const slices = Array.from({ length: depth },
+      (_, d) => ({ value: String(d), text: `d ${d} of ${depth}` }));
     setOptions(this.depth, slices, this.depth.value);
     this.depthField.hidden = depth <= 1;
     const others = Object.keys(this.tags).sort()

@@ -34,7 +34,8 @@ export const SLICE = { cell: 64, gap: 3 };
 function volumeCanvas(coloring, channel) {
   const { base, depth, w, h } = coloring.maps;
   const slices = Array.from({ length: depth }, (_, d) => Object.assign(
-    Object.create(Object.getPrototypeOf(coloring)), coloring, { maps: new DepthSlice(base, depth, d) }));
+    Object.create(Object.getPrototypeOf(coloring)), coloring,
+    { maps: new DepthSlice(base, depth, d) }));
   const layout = gridLayout({
     count: depth, mapW: w, mapH: h, cellSize: SLICE.cell, gap: SLICE.gap, maxWidth: 1e6,
   });

@@ -102,7 +102,8 @@ export function render() {
     const depth = depthOf(controls.info());
     const { depthIndex } = controls.settings();
     const maps = sliceOf(await load(player.steps[i]), depth, depthIndex);
-    const before = diff && i > 0 ? sliceOf(await load(player.steps[i - 1]), depth, depthIndex) : null;
+    const before = diff && i > 0
+      ? sliceOf(await load(player.steps[i - 1]), depth, depthIndex) : null;
     const prev = before && sameShape(before, maps) ? before : null;
     const s = Math.min(sample, maps.n - 1);
     return new Coloring(maps, s, { mode, colormap, diff, prev, fixed: state.fixed });

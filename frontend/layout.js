@@ -71,7 +71,8 @@ function rowsLayout(count, mapW, mapH, maxWidth) {
 function featuresLayout(count, mapW, mapH, cellSize, maxWidth) {
   const gap = 1;
   let cols = Math.max(1, Math.ceil(Math.sqrt(count)));
-  const cell = Math.max(ROW_MIN_HEIGHT, Math.min(cellSize, Math.floor((maxWidth + gap) / cols) - gap));
+  const fit = Math.floor((maxWidth + gap) / cols) - gap;
+  const cell = Math.max(ROW_MIN_HEIGHT, Math.min(cellSize, fit));
   cols = Math.max(1, Math.min(cols, Math.floor((maxWidth + gap) / (cell + gap))));
   const rows = count === 0 ? 0 : Math.ceil(count / cols);
   return {

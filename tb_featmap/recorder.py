@@ -35,7 +35,9 @@ _CHANNELS_3D = (
     nn.AvgPool3d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d,
 )
 # torchvision's batch-first ViT blocks, named so that torchvision need not be imported.
-_TORCHVISION_TOKENS = {("torchvision.models.vision_transformer", n) for n in ("Encoder", "EncoderBlock")}
+_TORCHVISION_TOKENS = {
+    ("torchvision.models.vision_transformer", n) for n in ("Encoder", "EncoderBlock")
+}
 
 
 def _is_token_module(module: nn.Module) -> bool:

@@ -33,8 +33,8 @@ row-major order, a 1-pixel gap of ``GAP_RGB`` between cells, and each map value 
 ``frontend/layout.js``'s ``viewKind``; ``tests/layout_cases.json`` holds cases both run):
 
 - ``"maps"``: the grid above.
-- ``"rows"`` (the 1 x L maps of ``NCL`` and of token strips): one column, each channel a row of its full
-  length, ``row_height(C)`` pixels high (at least 4, and the layer at least 128).
+- ``"rows"`` (the 1 x L maps of ``NCL`` and of token strips): one column, each channel a row
+  of its full length, ``row_height(C)`` pixels high (at least 4, and the layer at least 128).
 - ``"features"`` (``NF``, linear layers): the near-square grid, cells at least 4 pixels;
   ``render_record`` normalises them over the layer unless told otherwise (per channel, a
   1 x 1 map is flat).

@@ -341,7 +341,9 @@ def _layouts(items, layout, known) -> Dict[str, str]:
         unknown = []
         for pattern, value in layout.items():
             if not isinstance(pattern, str):
-                raise TypeError(f"layout keys must be str, got {type(pattern).__name__}: {pattern!r}")
+                raise TypeError(
+                    f"layout keys must be str, got {type(pattern).__name__}: {pattern!r}"
+                )
             matched = _select(names, pattern)
             if not matched:
                 unknown.append(pattern)

@@ -199,7 +199,8 @@ def test_explicit_layout_wins_and_globs_select(tmp_path):
 def test_keep_class_token(tmp_path):
     x = torch.randn(1, 17, 3)
     with SummaryWriter(str(tmp_path)) as writer:
-        assert log_feature_maps(writer, {"t": x}, 0, layout="NTD") == {"feature_maps/t": (1, 3, 4, 4)}
+        dropped = log_feature_maps(writer, {"t": x}, 0, layout="NTD")
+        assert dropped == {"feature_maps/t": (1, 3, 4, 4)}
         kept = log_feature_maps(writer, {"t": x}, 1, layout="NTD", keep_class_token=True)
         with pytest.raises(TypeError, match="keep_class_token"):
             log_feature_maps(writer, {"t": x}, 2, layout="NTD", keep_class_token=1)
@@ -262,7 +263,8 @@ def test_export_draws_each_layout_as_its_kind(logdir, tmp_path):
     assert (flat[:4, :4] == flat[0, 0]).all() and lo < hi
     # the CLI's export, 1-D and linear, through the same reader
     out = tmp_path / "conv.png"
-    assert main(["export", str(root), "--run", "audio", "--layer", "conv", "-q", "-o", str(out)]) == 0
+    args = ["export", str(root), "--run", "audio", "--layer", "conv", "-q", "-o", str(out)]
+    assert main(args) == 0
     from PIL import Image
 
     assert Image.open(out).size == (3000, 8 * 16 + 7)
@@ -283,7 +285,8 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
     for (run, layer), kind in cases.items():
         n, c, h, w = shapes[run][f"feature_maps/{layer}"]
         out = tmp_path / f"{run}-{layer}.png"
-        assert main(["export", str(root), "--run", run, "--layer", layer, "-q", "-o", str(out)]) == 0
+        args = ["export", str(root), "--run", run, "--layer", layer, "-q", "-o", str(out)]
+        assert main(args) == 0
         width, height = Image.open(out).size
         if kind == "rows":
             assert (width, height) == (w, c * render.row_height(c) + c - 1)
@@ -293,4 +296,5 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
                 scale = max(scale, render.ROW_MIN_HEIGHT)
             cols = render.grid_columns(c)
             rows = -(-c // cols)
-            assert (width, height) == (cols * (w * scale + 1) - 1, rows * (h * scale + 1) - 1), layer
+            want = (cols * (w * scale + 1) - 1, rows * (h * scale + 1) - 1)
+            assert (width, height) == want, layer

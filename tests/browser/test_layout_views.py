@@ -233,7 +233,8 @@ def test_the_detail_view_plots_a_1d_channel_as_a_line_across_t(tb, page, open_ta
     assert np.isclose(lo, values.min(), rtol=1e-6) and np.isclose(hi, values.max(), rtol=1e-6)
     # the line passes through each value's point: a dark pixel there (the plot is white)
     width, height, pad = 256, 128, 4
-    points = [(pad + t * (width - 2 * pad) / (LENGTH - 1), pad + (hi - values[t]) * (height - 2 * pad) / (hi - lo))
+    points = [(pad + t * (width - 2 * pad) / (LENGTH - 1),
+               pad + (hi - values[t]) * (height - 2 * pad) / (hi - lo))
               for t in (0, 77, 150, LENGTH - 1)]
     assert all(v < 600 for v in frame.evaluate(LINE_PIXELS_JS, [points])), points
     # the filmstrip is there as for any layer
