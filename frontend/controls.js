@@ -3,6 +3,8 @@
 import { MODES } from './color.js';
 import { COLORMAPS } from './colormaps.js';
 import { el, field, setOptions, visibleName } from './views.js';
+import { layerLabel } from './layout.js';
+import { depthOf } from './volume.js';
 
 const SORTS = ['index', 'mean', 'std', 'sparsity'];
 
@@ -28,6 +30,9 @@ export class Controls {
     this.colormap = select('fm-colormap');
     this.norm = select('fm-norm');
     this.sort = select('fm-sort');
+    this.depth = select('fm-depth');
+    this.depthField = field('Depth', this.depth);
+    this.depthField.hidden = true; // only for 3-D layers
     const colormaps = COLORMAPS.map((c) => ({
       value: c, text: c === 'diverging' ? 'diverging (RdBu)' : c,
     }));
@@ -54,7 +59,7 @@ export class Controls {
         field('Compare with', this.compare), this.scaleField),
       el('div', { class: 'fm-toolbar' },
         field('Colormap', this.colormap), field('Normalise', this.norm),
-        field('Sort', this.sort), field('Cell size', this.size), diffLabel));
+        field('Sort', this.sort), field('Cell size', this.size), this.depthField, diffLabel));
     for (const control of [this.run, this.layer]) {
       control.addEventListener('change', () => {
         this.fill();
@@ -68,7 +73,7 @@ export class Controls {
         on.compare();
       });
     }
-    for (const control of [this.colormap, this.norm, this.sort, this.diff]) {
+    for (const control of [this.colormap, this.norm, this.sort, this.diff, this.depth]) {
       control.addEventListener('change', () => on.settings());
     }
     this.size.addEventListener('input', () => on.settings());
@@ -90,16 +95,35 @@ export class Controls {
   fill() {
     const run = this.run.value;
     const layers = this.tags[run] || {};
-    const options = Object.keys(layers).sort().map((tag) => {
+    // The server lists layers in logging order (see http_api.md); keep it.
+    const options = Object.keys(layers).map((tag) => {
       const info = layers[tag];
-      const [, c, h, w] = info.stored;
-      return { value: tag, text: `${visibleName(info.layer)} · ${c}×${h}×${w}` };
+      return { value: tag, text: `${visibleName(info.layer)} · ${layerLabel(info)}` };
     });
     setOptions(this.layer, options, this.layer.value);
+    if (this.layer.value !== this.normFor) this.fitNorm();
+    const depth = depthOf(this.info());
+    const slices = Array.from({ length: depth },
+      (_, d) => ({ value: String(d), text: `d ${d} of ${depth}` }));
+    setOptions(this.depth, slices, this.depth.value);
+    this.depthField.hidden = depth <= 1;
     const others = Object.keys(this.tags).sort()
       .filter((r) => r !== run && this.tags[r][this.layer.value]);
     setOptions(this.compare, [{ value: '', text: '(none)' }, ...named(others)], this.compare.value);
     this.scaleField.hidden = !this.compare.value;
+  }
+
+  /**
+   * A linear layer's maps are 1 x 1: per channel each is flat, so it starts per layer, and
+   * the menu says why per channel shows nothing.
+   */
+  fitNorm() {
+    this.normFor = this.layer.value;
+    const info = this.info();
+    const linear = Boolean(info) && info.layout === 'NF';
+    const option = [...this.norm.options].find((o) => o.value === 'channel');
+    if (option) option.textContent = linear ? `${MODES.channel} (flat: 1×1 maps)` : MODES.channel;
+    if (linear && this.norm.value === 'channel') this.norm.value = 'layer';
   }
 
   /**
@@ -135,6 +159,7 @@ export class Controls {
       sort: this.sort.value,
       size: Number(this.size.value),
       diff: this.diff.checked,
+      depthIndex: Number(this.depth.value || 0),
       sharedScale: this.compareScale.value === 'shared',
     };
   }

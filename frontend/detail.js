@@ -4,7 +4,10 @@
 
 import { scaleColors } from './color.js';
 import { gridLayout, sampleIndices } from './layout.js';
+import { linePlot } from './lineplot.js';
 import { Latest } from './model.js';
+import { DepthSlice } from './volume.js';
+import { packRGBA } from './luts.js';
 import { paintGrid } from './paint.js';
 import { el, filmFrame, formatValue } from './views.js';
 import { ZoomView } from './zoom.js';
@@ -21,6 +24,48 @@ function tileCanvas(coloring, channel, size) {
   paintGrid(new Uint32Array(image.data.buffer), layout, (slot, out) => coloring.tile(channel, out));
   ctx.putImageData(image, 0, 0);
   return canvas;
+}
+
+const SEPARATOR_RGBA = packRGBA(200, 200, 200);
+/** Canvas pixels of each depth slice, and between two, in the detail view of a 3-D layer. */
+export const SLICE = { cell: 64, gap: 3 };
+
+/**
+ * Every depth slice of a 3-D layer's channel side by side, separated, on the scale the grid
+ * uses for the slice it shows (a channel's range spans its whole volume).
+ */
+function volumeCanvas(coloring, channel) {
+  const { base, depth, w, h } = coloring.maps;
+  const slices = Array.from({ length: depth }, (_, d) => Object.assign(
+    Object.create(Object.getPrototypeOf(coloring)), coloring,
+    { maps: new DepthSlice(base, depth, d) }));
+  const layout = gridLayout({
+    count: depth, mapW: w, mapH: h, cellSize: SLICE.cell, gap: SLICE.gap, maxWidth: 1e6,
+  });
+  const canvas = el('canvas', {
+    id: 'fm-volume', width: layout.width, height: layout.height, class: 'fm-tile',
+  });
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(layout.width, layout.height);
+  paintGrid(new Uint32Array(image.data.buffer), layout,
+    (slot, out) => slices[slot].tile(channel, out), SEPARATOR_RGBA);
+  ctx.putImageData(image, 0, 0);
+  return canvas;
+}
+
+/**
+ * The enlarged channel: a line across t for 1 x L maps (1-D layers), every depth slice for
+ * a 3-D layer (but in difference mode, which has the shown slice only), else the map.
+ */
+/**
+ * The enlarged channel of a 3-D layer (its slices side by side) or a 1-D one (a line across
+ * t); null for a 2-D map, which the zoom view draws.
+ */
+function layoutView(coloring, channel) {
+  const { h, w } = coloring.maps;
+  if (coloring.maps.depth > 1 && !coloring.diffs) return volumeCanvas(coloring, channel);
+  if (h !== 1 || w < 2) return null;
+  return linePlot(Float64Array.from({ length: w }, (_, t) => coloring.valueAt(channel, 0, t)));
 }
 
 export class Detail {
@@ -71,14 +116,15 @@ export class Detail {
       .map((f) => `${f.replace('_', ' ')} ${formatValue(maps.stat(sample, channel, f))}`);
     const strip = el('div', { class: 'fm-filmstrip', id: 'fm-filmstrip' });
     const what = coloring.diffs ? 'Δ from the step before, across' : 'Across';
+    const special = layoutView(coloring, channel);
     this.node.replaceChildren(
       el('div', { class: 'fm-detail-head' }, el('strong', { text: `Channel ${channel}` }), close),
-      this.zoom.node,
+      special || this.zoom.node,
       el('div', { class: 'fm-muted', text: stats.join(' · ') }),
       el('div', { class: 'fm-label', text: `${what} kept steps (click to go there)` }),
       strip);
     this.node.hidden = false;
-    this.showZoomed(channel, coloring, background);
+    if (!special) this.showZoomed(channel, coloring, background);
     for (const i of sampleIndices(stepCount, FILMSTRIP_FRAMES)) {
       let frame;
       try {

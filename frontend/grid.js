@@ -4,7 +4,9 @@
 import { scaleColors } from './color.js';
 import { Crosshair } from './crosshair.js';
 import { lut, packRGBA } from './luts.js';
-import { gridLayout, hitTest, slotOrigin } from './layout.js';
+import {
+  gridLayout, hitTest, hitWords, slotOrigin, viewKind,
+} from './layout.js';
 import { paintGrid } from './paint.js';
 import { colorBar, el, formatValue } from './views.js';
 
@@ -31,13 +33,13 @@ function barOf(coloring, scope, id) {
 }
 
 /**
- * Paints `coloring`'s maps in `order` into a canvas, over `background` when given (see
- * Overlay.background); returns the layout.
+ * Paints `coloring`'s maps in `order` into a canvas as a layer of `kind` is drawn (see
+ * layout.viewKind), over `background` when given (see Overlay.background); returns the layout.
  */
-function paintCanvas(canvas, coloring, order, size, maxWidth, background = null) {
+function paintCanvas(canvas, coloring, order, size, maxWidth, kind, background = null) {
   const { maps } = coloring;
   const layout = gridLayout({
-    count: order.length, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth,
+    count: order.length, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth, kind,
   });
   if (canvas.width !== layout.width || canvas.height !== layout.height) {
     canvas.width = layout.width;
@@ -99,18 +101,24 @@ export class Grid {
    * @param {{size: number}} o.settings
    * @param {number[]} o.order the channels shown, in display order
    * @param {object|null} o.background drawn under the main grid's maps (Overlay.background)
+   * @param {string} [o.layout] the layer's layout (NCHW, NCL, NF, ...): how it is drawn
    * @param {number} o.width the width available
    * @param {boolean[]|null} o.deadAll from /stats: channels zero at every kept step
    * @param {number|null} o.selected the channel shown in the detail view
    */
-  draw({ coloring, title, compare, settings, order, background, width, deadAll, selected }) {
+  draw({
+    coloring, title, compare, settings, order, background, width, deadAll, selected,
+    layout: name,
+  }) {
     const { maps, sample } = coloring;
+    const kind = viewKind(name, maps.h, maps.w);
     const panelWidth = compare && compare.coloring ? Math.floor((width - 16) / 2) : width;
     const layout = paintCanvas(this.main.canvas, coloring, order, settings.size, panelWidth,
-      background);
+      kind, background);
     this.main.cross.reset(layout);
     this.drawMarkers(layout, order, coloring, deadAll, selected);
-    this.current = { coloring, layout, order };
+    const slice = maps.depth > 1 ? maps.d : null; // a 3-D layer's depth slice
+    this.current = { coloring, layout, order, kind, slice };
     this.main.title.textContent = title;
     this.other.node.hidden = !compare;
     let scope = '';
@@ -120,7 +128,7 @@ export class Grid {
       other.bar.replaceChildren();
       if (compare.coloring) {
         other.cross.reset(paintCanvas(other.canvas, compare.coloring, order, settings.size,
-          panelWidth));
+          panelWidth, kind));
         scope = compare.shared ? 'both runs' : 'this run';
         other.note.textContent = compare.shared
           ? 'Scale: shared with the run beside it (the colour bar above).'
@@ -212,11 +220,12 @@ export class Grid {
     const diff = Boolean(coloring.diffs);
     const value = coloring.valueAt(hit.channel, hit.y, hit.x);
     const text = Number.isNaN(value) ? 'non-finite' : String(Number(value.toPrecision(7)));
-    const where = `channel ${hit.channel} · x ${hit.x}, y ${hit.y}`;
+    const where = hitWords(this.current.kind, hit, this.current.slice);
     this.hover.textContent = `${where} · ${diff ? 'Δ ' : ''}${text}`;
     Object.assign(this.hover.dataset, {
       channel: String(hit.channel), x: String(hit.x), y: String(hit.y),
       value: String(value), diff: diff ? '1' : '0',
+      d: this.current.slice === null ? '' : String(this.current.slice),
     });
   }
 }

@@ -10,6 +10,7 @@ import { Focus } from './focus.js';
 import { Grid } from './grid.js';
 import { expose, painted, timelinePainted } from './hooks.js';
 import { channelOrder } from './layout.js';
+import { depthOf, sliceOf } from './volume.js';
 import { Latest, Model } from './model.js';
 import { Overlay } from './overlay.js';
 import { Player, nearestIndex } from './player.js';
@@ -128,8 +129,12 @@ export function render() {
     const { run, tag, sample } = controls.selection();
     const { mode, colormap, diff } = controls.settings();
     const load = (entry) => model.load(run, tag, entry.step, entry.wall_time);
-    const maps = await load(player.steps[i]);
-    const prev = diff && i > 0 ? await load(player.steps[i - 1]) : null;
+    const depth = depthOf(controls.info());
+    const { depthIndex } = controls.settings();
+    const maps = sliceOf(await load(player.steps[i]), depth, depthIndex);
+    const before = diff && i > 0
+      ? sliceOf(await load(player.steps[i - 1]), depth, depthIndex) : null;
+    const prev = before && sameShape(before, maps) ? before : null;
     const s = Math.min(sample, maps.n - 1);
     return new Coloring(maps, s, { mode, colormap, diff, prev, fixed: state.fixed });
   }
@@ -171,7 +176,14 @@ export function render() {
     }
     if (!current()) return; // a newer selection was made meanwhile
     notices.ok('step');
-    const [maps, prev, otherMaps, underMaps] = loaded;
+    // A 3-D layer: the grid draws the depth slice the depth control picks.
+    const depth = depthOf(controls.info());
+    const [maps, prevMaps, otherMaps] = loaded.slice(0, 3)
+      .map((m) => sliceOf(m, depth, settings.depthIndex));
+    const underMaps = loaded[3];
+    // A previous step of another shape has nothing to subtract: say so, draw this step.
+    const reshaped = Boolean(prevMaps) && !sameShape(prevMaps, maps);
+    const prev = reshaped ? null : prevMaps;
     controls.setSamples(maps.n);
     const s = Math.min(sample, maps.n - 1);
     let coloring = new Coloring(maps, s,
@@ -196,13 +208,17 @@ export function render() {
       view = { coloring: theirs, shared, title };
     }
     let title = `${visibleName(run)} · step ${entry.step}`;
-    if (diff) title += prev ? ` − step ${before.step}`
-      : ' (no previous step: nothing to subtract)';
+    if (diff && reshaped) {
+      title += ` (step ${before.step} has another shape: nothing to subtract)`;
+    } else if (diff) {
+      title += prev ? ` − step ${before.step}` : ' (no previous step: nothing to subtract)';
+    }
     const width = Math.max(200, root.clientWidth - 24 - (detail.channel !== null ? 312 : 0));
     const selected = detail.channel;
+    const { layout } = controls.info() || {};
     grid.draw({
       coloring, title, compare: view, settings, order, background, width,
-      deadAll: state.dead, selected,
+      deadAll: state.dead, selected, layout,
     });
     if (detail.channel !== null) {
       const stepOf = (i) => player.steps[i].step;
@@ -293,4 +309,9 @@ export function render() {
     scalars,
   });
   poller.start();
+}
+
+/** Whether two decoded steps hold maps of one shape (a difference needs it). */
+function sameShape(a, b) {
+  return a.n === b.n && a.c === b.c && a.h === b.h && a.w === b.w;
 }

@@ -9,15 +9,20 @@
  * @param {number} o.cellSize canvas pixels of a cell's longer side
  * @param {number} o.maxWidth the width available
  * @param {number} [o.gap=2] canvas pixels between cells
+ * @param {string} [o.kind='maps'] from viewKind: 'maps' (a grid of 2-D maps), 'rows' (1-D
+ *   layers: each channel one row of the full width) or 'features' (linear layers: 1 x 1
+ *   maps on a near-square grid)
  * @returns {{count:number, cols:number, rows:number, cellW:number, cellH:number, gap:number,
  *   width:number, height:number, mapW:number, mapH:number}}
  */
-export function gridLayout({ count, mapW, mapH, cellSize, maxWidth, gap = 2 }) {
+export function gridLayout({ count, mapW, mapH, cellSize, maxWidth, gap = 2, kind = 'maps' }) {
   for (const [name, v] of Object.entries({ count, mapW, mapH, cellSize, maxWidth })) {
     if (!Number.isFinite(v) || v < (name === 'count' ? 0 : 1)) {
       throw new RangeError(`${name} must be positive, got ${v}`);
     }
   }
+  if (kind === 'rows') return rowsLayout(count, mapW, mapH, maxWidth);
+  if (kind === 'features') return featuresLayout(count, mapW, mapH, cellSize, maxWidth);
   const longer = Math.max(mapW, mapH);
   // A 1 x L map (a 1-D layer) stays at least 4 pixels high.
   const cellW = Math.max(1, Math.round((cellSize * mapW) / longer));
@@ -29,6 +34,67 @@ export function gridLayout({ count, mapW, mapH, cellSize, maxWidth, gap = 2 }) {
     width: cols * cellW + (cols - 1) * gap,
     height: Math.max(0, rows * cellH + (rows - 1) * gap),
   };
+}
+
+/** The least height of a 1-D layer's rows, all together, and of one row (canvas pixels). */
+export const ROWS_MIN_HEIGHT = 128;
+export const ROW_MIN_HEIGHT = 4;
+
+/**
+ * How a layer is drawn: 'features' for a linear layer (NF) or any 1 x 1 maps, 'rows' for
+ * the 1 x L maps of NCL and token strips (NTD), else 'maps'.
+ * @param {string|undefined} layout the header's layout
+ * @param {number} mapH stored map height
+ * @param {number} mapW stored map width
+ * @returns {'maps'|'rows'|'features'}
+ */
+export function viewKind(layout, mapH, mapW) {
+  if (layout === 'NF' || (mapH === 1 && mapW === 1)) return 'features';
+  if (mapH === 1 && (layout === 'NCL' || layout === 'NTD')) return 'rows';
+  return 'maps';
+}
+
+/** One row per channel, as wide as the panel allows (an integer zoom when L fits). */
+function rowsLayout(count, mapW, mapH, maxWidth) {
+  const gap = 1;
+  const cellW = mapW >= maxWidth ? Math.floor(maxWidth) : mapW * Math.floor(maxWidth / mapW);
+  const rows = count;
+  const cellH = Math.max(ROW_MIN_HEIGHT,
+    Math.ceil((ROWS_MIN_HEIGHT - Math.max(0, rows - 1) * gap) / Math.max(1, rows)));
+  return {
+    count, cols: 1, rows, cellW, cellH, gap, mapW, mapH,
+    width: cellW, height: Math.max(0, rows * cellH + (rows - 1) * gap),
+  };
+}
+
+/** 1 x 1 maps on a near-square grid, cells of at least 4 pixels. */
+function featuresLayout(count, mapW, mapH, cellSize, maxWidth) {
+  const gap = 1;
+  let cols = Math.max(1, Math.ceil(Math.sqrt(count)));
+  const fit = Math.floor((maxWidth + gap) / cols) - gap;
+  const cell = Math.max(ROW_MIN_HEIGHT, Math.min(cellSize, fit));
+  cols = Math.max(1, Math.min(cols, Math.floor((maxWidth + gap) / (cell + gap))));
+  const rows = count === 0 ? 0 : Math.ceil(count / cols);
+  return {
+    count, cols, rows, cellW: cell, cellH: cell, gap, mapW, mapH,
+    width: cols * cell + (cols - 1) * gap,
+    height: Math.max(0, rows * cell + (rows - 1) * gap),
+  };
+}
+
+/**
+ * Where a hit is, in the words of its layer's kind: (channel, t) for 1-D layers, the
+ * feature index for linear ones, (channel, x, y) for maps.
+ * @param {string} kind from viewKind
+ * @param {{channel:number, x:number, y:number}} hit
+ * @param {number|null} [slice] a 3-D layer's depth slice: the words are (d, y, x)
+ * @returns {string}
+ */
+export function hitWords(kind, hit, slice = null) {
+  if (kind === 'rows') return `channel ${hit.channel} · t ${hit.x}`;
+  if (kind === 'features') return `feature ${hit.channel}`;
+  if (slice !== null) return `channel ${hit.channel} · d ${slice}, y ${hit.y}, x ${hit.x}`;
+  return `channel ${hit.channel} · x ${hit.x}, y ${hit.y}`;
 }
 
 /**
@@ -93,4 +159,34 @@ export function channelOrder(channels, by, stat) {
     return Number.isNaN(v) ? -Infinity : v;
   });
   return order.sort((a, b) => key[b] - key[a] || a - b);
+}
+
+/**
+ * A layer's size as its users think of it, from its `tags` description: 1-D layers by
+ * channels and length, linear ones by features, 3-D ones with their depth, token layers
+ * by dimensions and patch grid (saying a dropped class token).
+ * @param {{layout?: string, shape?: number[], stored: number[], dropped?: object}} info
+ * @returns {string}
+ */
+export function layerLabel(info) {
+  const [, c, h, w] = info.stored;
+  const shape = Array.isArray(info.shape) ? info.shape : [];
+  const tokens = (info.dropped && info.dropped.tokens) || 0;
+  switch (info.layout) {
+    case 'NCL':
+      return `${c} channels × ${w} t`;
+    case 'NF':
+      return `${c} features`;
+    case 'NCDHW': {
+      const depth = shape.length === 5 && shape[2] >= 1 ? shape[2] : 1;
+      return `${c}×D${depth}×${Math.round(h / depth)}×${w}`;
+    }
+    case 'NTD': {
+      const grid = h > 1 ? `${h}×${w} patches` : `${w} tokens`;
+      const drop = tokens ? `, ${tokens} class token dropped` : '';
+      return `${c} dims · ${grid}${drop}`;
+    }
+    default:
+      return `${c}×${h}×${w}`;
+  }
 }

@@ -16,6 +16,7 @@ No torch, no TensorBoard server: numpy and ``tb_featmap.payload`` only.
 """
 
 import dataclasses
+import re
 import warnings
 from typing import Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -37,6 +38,7 @@ __all__ = [
     "decode_step",
     "describe_layer",
     "follow_restarts",
+    "layer_order",
     "newest_readable",
     "read_blobs",
     "show_name",
@@ -227,12 +229,34 @@ class LayerInfo:
             "encoding": header["encoding"],
             "downsample": header["downsample"],
             "dropped": header["dropped"],
+            "order": header.get("order"),
             "steps": len(self.steps),
             "logged": self.logged,
             "first_step": self.steps[0],
             "last_step": self.steps[-1],
             "skipped": list(self.skipped),
         }
+
+
+def layer_order(infos: Iterable[LayerInfo]) -> List[LayerInfo]:
+    """Layers in logging order: by run, then by the ``order`` their header records (their
+    position among the outputs of the call that logged them; model order for the
+    recorder), then by name in natural order (``features.3`` before ``features.10``),
+    which alone orders layers written before ``order`` existed."""
+
+    def key(info: LayerInfo):
+        order = info.header.get("order")
+        return (info.run, order is None, order or 0, _natural(info.layer), info.layer)
+
+    return sorted(infos, key=key)
+
+
+def _natural(name: str) -> tuple:
+    """A sort key that compares the digit runs of ``name`` as numbers."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", name) if part
+    )
 
 
 def describe_layer(

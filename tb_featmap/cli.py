@@ -4,7 +4,7 @@
 
     tb-featmap ls LOGDIR [--json]
     tb-featmap export LOGDIR [--run R] [--layer L] [--step S | --steps all|A:B] -o OUT.png|OUT.gif
-                      [--colormap gray] [--norm channel] [--sample 0] [--scale K] [--duration MS]
+                      [--colormap gray] [--norm channel|layer|fixed] [--sample 0] [--scale K] [--duration MS]
     tb-featmap export LOGDIR [--run R] [--layer L] --timeline [--stat std] -o STRIP.png
 
 Reads through ``tb_featmap.reader`` and draws with ``tb_featmap.render``, the same colours and
@@ -82,9 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("-o", "--output", required=True, help="output file, .png or .gif")
     export.add_argument("--colormap", choices=render.COLORMAPS, default="gray")
-    export.add_argument("--norm", choices=render.NORMALIZATIONS, default="channel",
+    export.add_argument("--norm", choices=render.NORMALIZATIONS, default=None,
                         help="channel: each map its own range; layer: one range per step; "
-                             "fixed: one range over all steps")
+                             "fixed: one range over all steps (default: channel, layer for "
+                             "linear layers)")
     export.add_argument("--sample", type=int, default=0, help="batch sample to draw (default 0)")
     export.add_argument("--scale", type=int,
                         help=f"pixels per map value (default: maps at least {_MIN_CELL} px)")

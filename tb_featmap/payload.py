@@ -19,6 +19,8 @@ Each step of a layer is one blob sequence of three blobs:
        compression  str    "deflate-delta" (uint8) or "deflate" (float16)
        dropped      {str: int}  samples, channels and tokens that were not stored
        seq          int    how many times the writer had logged this tag before
+       order        int    the layer's position among the outputs of its call (absent
+                           in files written before it: readers then sort names naturally)
 
    ``decode_header`` checks each field (integers are never bools; ``stored`` is bounded by
    MAX_STORED_MAPS and MAX_STORED_VALUES) and keeps only these.
@@ -130,7 +132,8 @@ def decode_header(blob: bytes) -> dict:
     Returns:
         The header, with ``version``, ``stored``, ``encoding``, ``compression``,
         ``downsample`` (default 1), ``dropped`` (default ``{}``) and ``seq`` (default 0)
-        always present, and ``layout``, ``shape`` and ``dtype`` when the writer gave them.
+        always present, and ``layout``, ``shape``, ``dtype`` and ``order`` when the writer
+        gave them.
 
     Raises:
         NewerVersionError: If the header is of a newer version.
@@ -184,7 +187,8 @@ def decode_header(blob: bytes) -> dict:
     layout = _field(raw, "layout", None, lambda v: isinstance(v, str) and v in LAYOUTS)
     shape = _field(raw, "shape", None, _is_shape)
     dtype = _field(raw, "dtype", None, lambda v: isinstance(v, str) and len(v) <= _MAX_TEXT)
-    for name, value in (("layout", layout), ("shape", shape), ("dtype", dtype)):
+    order = _field(raw, "order", None, lambda v: _is_int(v) and 0 <= v < 2**31)
+    for name, value in (("layout", layout), ("shape", shape), ("dtype", dtype), ("order", order)):
         if value is not None:
             header[name] = value
     return header

@@ -230,7 +230,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         mapping = self._data_provider.list_blob_sequences(
             ctx, experiment_id=experiment, plugin_name=self.plugin_name
         )
-        result = {}
+        infos = []
         for run, tags in mapping.items():
             for tag, series_meta in tags.items():
                 if not self._series_ok(run, tag, series_meta.plugin_content):
@@ -246,8 +246,10 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
                 if described is not None:
                     steps, header = described
                     skipped = self._bad(experiment, run, tag)
-                    info = _series.describe_layer(run, tag, steps, header, skipped)
-                    result.setdefault(run, {})[tag] = self._tag_json(info)
+                    infos.append(_series.describe_layer(run, tag, steps, header, skipped))
+        result = {}
+        for info in _series.layer_order(infos):  # JSON keeps this order
+            result.setdefault(info.run, {})[info.tag] = self._tag_json(info)
         return result
 
     def _tag_json(self, info: _series.LayerInfo) -> dict:

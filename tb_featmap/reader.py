@@ -120,7 +120,8 @@ class FeatureMapReader:
             layer: Only this layer name (or full tag). Default: all.
 
         Returns:
-            ``LayerInfo`` records sorted by run, then tag. A layer none of whose steps
+            ``LayerInfo`` records sorted by run, then in logging order (see
+            ``_series.layer_order``). A layer none of whose steps
             decodes is left out. ``skipped`` lists the steps newer than the describing one
             that did not decode.
 
@@ -144,7 +145,7 @@ class FeatureMapReader:
                 result.append(_series.describe_layer(
                     run_name, tag, (d.step for d in data), header, skipped
                 ))
-        return result
+        return _series.layer_order(result)
 
     def records(
         self,

@@ -10,7 +10,69 @@ from typing import Dict, Iterable, List, Optional, Union
 import torch
 from torch import nn
 
-__all__ = ["FeatureMapRecorder"]
+__all__ = ["FeatureMapRecorder", "LayerOutputs"]
+
+
+class LayerOutputs(dict):
+    """A dict from layer name to output tensor, in model order, that also knows each
+    output's layout (``layouts``: name to ``"NCL"``, ``"NF"``, ``"NTD"``, ...; a name
+    missing there has no layout known from its module). ``log_feature_maps`` reads
+    ``layouts`` for the names its own ``layout=`` argument does not cover.
+    """
+
+    def __init__(self, *args, layouts: Optional[Dict[str, str]] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layouts: Dict[str, str] = dict(layouts or {})
+
+
+# Module types whose output's layout is known from the type alone, by the output's rank.
+_CHANNELS_1D = (
+    nn.Conv1d, nn.ConvTranspose1d, nn.BatchNorm1d, nn.InstanceNorm1d, nn.MaxPool1d,
+    nn.AvgPool1d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, nn.LPPool1d,
+)
+_CHANNELS_3D = (
+    nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, nn.InstanceNorm3d, nn.MaxPool3d,
+    nn.AvgPool3d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d,
+)
+# torchvision's batch-first ViT blocks, named so that torchvision need not be imported.
+_TORCHVISION_TOKENS = {
+    ("torchvision.models.vision_transformer", n) for n in ("Encoder", "EncoderBlock")
+}
+
+
+def _is_token_module(module: nn.Module) -> bool:
+    """True for modules whose rank-3 outputs are ``[batch, tokens, dim]``."""
+    kind = type(module)
+    if (kind.__module__, kind.__name__) in _TORCHVISION_TOKENS:
+        return True
+    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        return bool(module.self_attn.batch_first)
+    if isinstance(module, nn.TransformerEncoder):
+        return bool(module.layers) and _is_token_module(module.layers[0])
+    if isinstance(module, nn.TransformerDecoder):
+        return bool(module.layers) and _is_token_module(module.layers[0])
+    if isinstance(module, nn.Transformer):
+        return bool(module.batch_first)
+    if isinstance(module, nn.MultiheadAttention):
+        return bool(module.batch_first)
+    return False
+
+
+def infer_layout(module: nn.Module, rank: int, *, in_tokens: bool = False) -> Optional[str]:
+    """The layout of a rank-``rank`` output of ``module``, or None to use the rank rules.
+
+    ``in_tokens``: ``module`` sits inside a batch-first token module (a ViT encoder), so its
+    rank-3 outputs (LayerNorm, MLP, dropout) are tokens too.
+    """
+    if isinstance(module, _CHANNELS_1D):
+        return "NCL" if rank == 3 else None
+    if isinstance(module, _CHANNELS_3D):
+        return "NCDHW" if rank == 5 else None
+    if isinstance(module, nn.Linear):
+        return {2: "NF", 3: "NTD"}.get(rank)
+    if rank == 3 and (in_tokens or _is_token_module(module)):
+        return "NTD"
+    return None
 
 
 class FeatureMapRecorder:
@@ -50,8 +112,19 @@ class FeatureMapRecorder:
         ValueError: If a name or pattern matches no module; the error lists the closest
             valid names.
 
+    Layouts: each output's layout is inferred from the module that produced it and kept in
+    ``outputs.layouts``, so that ``log_feature_maps(writer, rec.outputs, step)`` needs no
+    ``layout=``: ``Conv1d``/``ConvTranspose1d`` (and 1-D norms and pools) on a rank-3
+    output give ``NCL``; their 3-D kin ``NCDHW``; ``Linear`` gives ``NF`` on a rank-2 output
+    and ``NTD`` (tokens) on a rank-3 one; batch-first transformer layers
+    (``nn.TransformerEncoderLayer``/``DecoderLayer``/``Encoder``/``Decoder``, ``nn.Transformer``,
+    ``nn.MultiheadAttention`` with ``batch_first=True``, torchvision's ViT ``Encoder`` and
+    ``EncoderBlock``) and every module inside one give ``NTD`` on rank-3 outputs. Any other
+    output has no entry and ``log_feature_maps`` applies its rank rules.
+
     Attributes:
-        outputs: A dict from layer name to its last output tensor, in model order.
+        outputs: A ``LayerOutputs`` dict from layer name to its last output tensor, in model
+            order, with ``outputs.layouts``.
         layers: The names of the hooked modules, in model order.
 
     Examples::
@@ -107,7 +180,11 @@ class FeatureMapRecorder:
         self._eval_mode = eval_mode
         self._modules = {name: m for name, m in modules.items() if name in selected}
         self.layers: List[str] = list(self._modules)
-        self.outputs: Dict[str, torch.Tensor] = {}
+        token_names = [name for name, m in modules.items() if _is_token_module(m)]
+        self._in_tokens = {
+            name: any(name.startswith(t + ".") for t in token_names) for name in self._modules
+        }
+        self.outputs: LayerOutputs = LayerOutputs()
         self._handles = []
         self._modes: Dict[nn.Module, bool] = {}
         self._calls: Optional[Dict[str, int]] = None  # per forward pass of the model
@@ -116,7 +193,7 @@ class FeatureMapRecorder:
     def __enter__(self) -> "FeatureMapRecorder":
         if self._handles:
             raise RuntimeError("FeatureMapRecorder is already active")
-        self.outputs = {}
+        self.outputs = LayerOutputs()
         self._calls = None
         try:
             self._handles.append(self._model.register_forward_pre_hook(self._start_pass))
@@ -168,12 +245,21 @@ class FeatureMapRecorder:
             if isinstance(output, torch.Tensor):
                 # Insert in model order even when modules run in another order.
                 self.outputs[name] = output.detach().clone()
-                self.outputs = {n: self.outputs[n] for n in self.layers if n in self.outputs}
+                layout = infer_layout(module, output.ndim, in_tokens=self._in_tokens[name])
+                layouts = dict(self.outputs.layouts)
+                if layout is None:
+                    layouts.pop(name, None)
+                else:
+                    layouts[name] = layout
+                self.outputs = LayerOutputs(
+                    ((n, self.outputs[n]) for n in self.layers if n in self.outputs),
+                    layouts=layouts,
+                )
 
         return hook
 
 
-def _select(modules: Dict[str, nn.Module], pattern: str) -> List[str]:
+def _select(modules: Iterable[str], pattern: str) -> List[str]:
     """The module names that `pattern` selects: itself if it is a name, else its glob matches."""
     if pattern in modules:
         return [pattern]

@@ -36,7 +36,15 @@ background's size and each colour component is ``(map * w >> 8) + (background * 
 
 The grid has ``grid_columns(C)`` columns (``ceil(sqrt(C))``: near square), channels in
 row-major order, a 1-pixel gap of ``GAP_RGB`` between cells, and each map value drawn as
-``scale x scale`` pixels.
+``scale x scale`` pixels. How a layer is drawn depends on its kind (``view_kind``, the rule of
+``frontend/layout.js``'s ``viewKind``; ``tests/layout_cases.json`` holds cases both run):
+
+- ``"maps"``: the grid above.
+- ``"rows"`` (the 1 x L maps of ``NCL`` and of token strips): one column, each channel a row
+  of its full length, ``row_height(C)`` pixels high (at least 4, and the layer at least 128).
+- ``"features"`` (``NF``, linear layers): the near-square grid, cells at least 4 pixels;
+  ``render_record`` normalises them over the layer unless told otherwise (per channel, a
+  1 x 1 map is flat).
 """
 
 import functools
@@ -54,6 +62,9 @@ __all__ = [
     "colormap_lut",
     "flat_index",
     "grid_columns",
+    "view_kind",
+    "row_height",
+    "VIEW_KINDS",
     "value_ranges",
     "difference_ranges",
     "color_indices",
@@ -139,6 +150,25 @@ def grid_columns(count: int) -> int:
     return max(1, math.isqrt(count - 1) + 1) if count > 0 else 1
 
 
+ROW_MIN_HEIGHT = 4
+ROWS_MIN_HEIGHT = 128
+VIEW_KINDS = ("maps", "rows", "features")
+
+
+def view_kind(layout: Optional[str], h: int, w: int) -> str:
+    """How a layer of stored ``h x w`` maps is drawn: ``"features"`` for ``NF`` (or any
+    1 x 1 maps), ``"rows"`` for the 1 x L maps of ``NCL`` and ``NTD``, else ``"maps"``."""
+    if layout == "NF" or (h == 1 and w == 1):
+        return "features"
+    return "rows" if h == 1 and layout in ("NCL", "NTD") else "maps"
+
+
+def row_height(count: int) -> int:
+    """Pixels of one row of a 1-D layer of ``count`` channels, 1-pixel gaps between rows:
+    at least ``ROW_MIN_HEIGHT``, and the rows together at least ``ROWS_MIN_HEIGHT``."""
+    return max(ROW_MIN_HEIGHT, -(-(ROWS_MIN_HEIGHT - max(0, count - 1)) // max(1, count)))
+
+
 def value_ranges(
     stats_min: np.ndarray,
     stats_max: np.ndarray,
@@ -152,7 +182,8 @@ def value_ranges(
     Args:
         stats_min: Each map's minimum at this step, shape ``[C]``.
         stats_max: Each map's maximum at this step, shape ``[C]``.
-        norm: One of ``NORMALIZATIONS``. Default ``"channel"``.
+        norm: One of ``NORMALIZATIONS``. Default ``None``: ``"layer"`` for linear layers
+            (``NF``, whose 1 x 1 maps are flat per channel), else ``"channel"``, as the tab.
         colormap: One of ``COLORMAPS``; ``"diverging"`` makes the ranges symmetric around 0.
             Default ``"gray"``.
         fixed: The layer's ``(lo, hi)`` over all steps, required for ``norm="fixed"``
@@ -276,6 +307,7 @@ def render_maps(
     scale: int = 1,
     background: Optional[np.ndarray] = None,
     alpha: float = 0.6,
+    kind: str = "maps",
 ) -> np.ndarray:
     """Colour ``C`` maps with their ranges and lay them out as a grid.
 
@@ -288,10 +320,13 @@ def render_maps(
         background: An RGB ``uint8`` image ``[Hb, Wb, 3]`` (``background_rgb``) to draw under
             every map: each map is then stretched to ``Hb x Wb`` and blended over it.
         alpha: The maps' opacity over ``background``, 0..1. Default 0.6.
+        kind: One of ``VIEW_KINDS`` (see the module's docstring). Default ``"maps"``.
 
     Returns:
         A ``uint8`` RGB image ``[rows * H * scale + rows - 1, cols * W * scale + cols - 1, 3]``
-        (with ``Hb, Wb`` for ``H, W`` over a background).
+        for ``"maps"`` (with ``Hb, Wb`` for ``H, W`` over a background); for ``"rows"`` one
+        column of rows ``row_height(C)`` high; for ``"features"`` cells of ``max(scale, 4)``
+        pixels.
 
     Raises:
         TypeError: If ``scale`` is not an int.
@@ -311,6 +346,7 @@ def render_maps(
     if lo.shape != (c,) or hi.shape != (c,):
         raise ValueError(f"lo and hi must have shape [{c}], got {lo.shape} and {hi.shape}")
 
+    _check_choice("kind", kind, VIEW_KINDS)
     index, finite = color_indices(maps, lo, hi, colormap=colormap)
     tiles = _lut(colormap)[index]  # [C, H, W, 3]
     tiles[~finite] = NONFINITE_RGB
@@ -322,12 +358,17 @@ def render_maps(
         tiles = tiles[:, (np.arange(bh) * h) // bh][:, :, (np.arange(bw) * w) // bw]
         tiles = blend(tiles, background[None], overlay_weight(alpha))
         h, w = bh, bw
-    if scale > 1:
-        tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+    rise, run = scale, scale
+    if kind == "rows":
+        rise = max(1, row_height(c) // h)
+    elif kind == "features":
+        rise = run = max(scale, ROW_MIN_HEIGHT)
+    if rise > 1 or run > 1:
+        tiles = tiles.repeat(rise, axis=1).repeat(run, axis=2)
 
-    columns = grid_columns(c)
+    columns = 1 if kind == "rows" else grid_columns(c)
     rows = -(-c // columns)
-    ch, cw = h * scale, w * scale
+    ch, cw = tiles.shape[1:3]
     image = np.empty((rows * (ch + 1) - 1, columns * (cw + 1) - 1, 3), dtype=np.uint8)
     image[:] = GAP_RGB
     for i in range(c):
@@ -374,7 +415,7 @@ def render_record(
     *,
     sample: int = 0,
     colormap: str = "gray",
-    norm: str = "channel",
+    norm: Optional[str] = None,
     fixed: Optional[Tuple[float, float]] = None,
     scale: int = 1,
     previous=None,
@@ -388,7 +429,8 @@ def render_record(
         record: A ``FeatureMapRecord`` read with its values.
         sample: The batch sample to draw. Default 0.
         colormap: One of ``COLORMAPS``. Default ``"gray"``.
-        norm: One of ``NORMALIZATIONS``. Default ``"channel"``.
+        norm: One of ``NORMALIZATIONS``. Default ``None``: ``"layer"`` for linear layers
+            (``NF``, whose 1 x 1 maps are flat per channel), else ``"channel"``, as the tab.
         fixed: For ``norm="fixed"``, the layer's range (``fixed_range`` over its steps).
         scale: Pixels per map value. Default 1.
         previous: The step before, read with its values: draw the difference
@@ -401,7 +443,8 @@ def render_record(
         alpha: The maps' opacity over ``background``, 0..1. Default 0.6.
 
     Returns:
-        A ``uint8`` RGB image ``[height, width, 3]``, see ``render_maps``.
+        A ``uint8`` RGB image ``[height, width, 3]``, see ``render_maps``; drawn as the
+        layer's ``view_kind`` says.
 
     Raises:
         ValueError: If the record (or ``previous``) has no values, ``sample`` is not stored,
@@ -418,6 +461,10 @@ def render_record(
     if getattr(record, "values", None) is None:
         raise ValueError("record has no values: read it with values=True")
     _check_sample(sample, record.values.shape[0])
+    layout = (getattr(record, "header", None) or {}).get("layout")
+    kind = view_kind(layout, *record.values.shape[2:4])
+    if norm is None:
+        norm = "layer" if kind == "features" else "channel"
     if previous is not None:
         if getattr(previous, "values", None) is None:
             raise ValueError("previous has no values: read it with values=True")
@@ -450,7 +497,9 @@ def render_record(
         if any(not 0 <= c < maps.shape[0] for c in picked):
             raise ValueError(f"channels must be in 0..{maps.shape[0] - 1}, got {picked}")
         maps, lo, hi = maps[picked], lo[picked], hi[picked]
-    return render_maps(maps, lo, hi, colormap=colormap, scale=scale, background=under, alpha=alpha)
+    return render_maps(
+        maps, lo, hi, colormap=colormap, scale=scale, background=under, alpha=alpha, kind=kind
+    )
 
 
 def background_rgb(values: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ try:
 except ImportError:  # optional speed-up, see _compressor
     isal_zlib = None
 from tb_featmap._writers import sink_for
+from tb_featmap.recorder import _select
 
 __all__ = ["log_feature_maps", "MAX_VALUES_PER_LAYER", "MAX_MAPS_PER_LAYER", "MAX_STEP"]
 
@@ -71,6 +72,7 @@ def log_feature_maps(
     precision: str = "uint8",
     walltime: Optional[float] = None,
     all_ranks: bool = False,
+    keep_class_token: bool = False,
 ) -> Dict[str, Tuple[int, ...]]:
     """Log every channel of each layer output as a feature-map summary.
 
@@ -85,7 +87,11 @@ def log_feature_maps(
     - ``NF`` (linear layers): each feature a channel with a ``1 x 1`` map.
     - ``NTD`` (token sequences, e.g. a ViT's): each of the ``D`` dimensions a channel, its map
       the tokens on a ``sqrt(T)`` square; when only ``T - 1`` is square, the first (class)
-      token is dropped and counted in ``dropped``; otherwise ``1 x T``.
+      token is dropped and counted in ``dropped`` (with ``keep_class_token=True`` every
+      token is kept, as a ``1 x T`` strip, class token first); otherwise ``1 x T``.
+
+    The header of each layer records ``order``, its position among this call's outputs:
+    the tab, ``tb-featmap ls`` and ``read`` list layers in that order.
 
     Args:
         writer: A ``torch.utils.tensorboard.SummaryWriter`` or ``tensorboardX.SummaryWriter``.
@@ -97,20 +103,32 @@ def log_feature_maps(
             largest the tab can address).
         names: Names for a sequence of outputs. Default: ``layer0``, ``layer1``, ...
         prefix: Put the tags under ``feature_maps/<prefix>/``. Default: none.
-        layout: One layout name for all outputs, or a mapping of name to layout. Default
-            by rank: 2 is ``NF``, 4 is ``NCHW``, 5 is ``NCDHW``. Rank 3 means ``CHW``,
-            ``NCL`` or ``NTD`` equally often, so it must be given.
+        layout: One layout name for all outputs, or a mapping of layer name or glob (the
+            recorder's dotted rule: ``*`` stays within one part of a name, ``**`` crosses
+            dots) to layout; a name matches its own entry first, else the first pattern that
+            matches it. Default: the layouts ``outputs.layouts`` carries
+            (``FeatureMapRecorder.outputs`` does, from each module's type), else by rank:
+            2 is ``NF``, 4 is ``NCHW``, 5 is ``NCDHW``. Rank 3 means ``CHW``, ``NCL`` or
+            ``NTD`` equally often, so it must be known. ``layout=`` wins over
+            ``outputs.layouts``.
         max_samples: Keep the first this many batch samples. Default 1; ``None`` keeps all.
             Log a fixed probe batch and set this to its size.
         max_channels: Keep the first this many channels. Default ``None``: all.
         max_size: Downsample (area average) maps whose height or width exceeds this, by an
-            integer factor recorded as ``downsample``. Default 64; ``None``: never.
+            integer factor recorded as ``downsample``. A map one value high (``NCL``, ``NF``,
+            a token strip) is capped by its number of values instead: its length is
+            downsampled only beyond ``max_size ** 2`` (4096 for the default), as many values
+            as a square map keeps. Default 64; ``None``: never.
         precision: ``"uint8"`` (default): per-map 8-bit quantisation, error at most
             ``(max - min) / 508``; every non-finite value is one code (NaN when read: the
             sign of an infinity is lost). ``"float16"``: the values as IEEE half, infinities
             with their sign. A layer with finite values that float16 would make infinite
             (``|x| >= 65520``) is stored as uint8 at that step instead, which its header's
             ``encoding`` records, with a warning once per layer.
+        keep_class_token: For ``NTD`` layers whose ``T - 1`` tokens make a square patch
+            grid, keep the first (class) token: all ``T`` tokens are stored as one ``1 x T``
+            strip instead of the patch grid. Default False: the class token is dropped and
+            counted in the header's ``dropped``.
         walltime: Event time in seconds since the epoch, finite. Default: now.
         all_ranks: In a ``torch.distributed`` job, by default only rank 0 writes and the
             other ranks return ``{}`` after checking their arguments. With ``True``, every
@@ -175,9 +193,11 @@ def log_feature_maps(
             raise ValueError(f"walltime must be a finite number of seconds, got {walltime}")
     if not isinstance(all_ranks, bool):
         raise TypeError(f"all_ranks must be a bool, got {type(all_ranks).__name__}")
+    if not isinstance(keep_class_token, bool):
+        raise TypeError(f"keep_class_token must be a bool, got {type(keep_class_token).__name__}")
 
     items = _named_items(outputs, names)
-    layouts = _layouts(items, layout)
+    layouts = _layouts(items, layout, getattr(outputs, "layouts", None))
     rank = _rank()
     if rank is not None:
         if all_ranks:
@@ -199,11 +219,11 @@ def log_feature_maps(
                 f"the plugin serves tags of at most {max_tag}: use a shorter name or prefix"
             )
     with torch.no_grad():
-        for name, value in items:
+        for order, (name, value) in enumerate(items):
             tag = metadata.make_tag(name, prefix)
             blobs, stored = _encode(
                 tag, value, layouts[name], max_samples, max_channels, max_size,
-                precision, counts.get(tag, 0),
+                precision, counts.get(tag, 0), order=order, keep_class_token=keep_class_token,
             )
             record_bytes += sum(len(b) for b in blobs)
             summary.value.append(_summary_value(tag, blobs))
@@ -308,17 +328,40 @@ def _is_array(value) -> bool:
     return isinstance(value, (torch.Tensor, np.ndarray))
 
 
-def _layouts(items, layout) -> Dict[str, str]:
+def _layouts(items, layout, known) -> Dict[str, str]:
+    """Each item's layout: ``layout`` (a name, or a mapping of names and globs), else
+    ``known`` (``outputs.layouts``), else the rank rules."""
     if layout is not None and not isinstance(layout, (str, Mapping)):
         raise TypeError(f"layout must be a str or a mapping of name to str, got {type(layout).__name__}")
+    if not isinstance(known, Mapping):
+        known = {}
+    names = [name for name, _ in items]
+    matches: Dict[str, str] = {}
     if isinstance(layout, Mapping):
-        unknown = sorted(set(layout) - {name for name, _ in items})
+        unknown = []
+        for pattern, value in layout.items():
+            if not isinstance(pattern, str):
+                raise TypeError(
+                    f"layout keys must be str, got {type(pattern).__name__}: {pattern!r}"
+                )
+            matched = _select(names, pattern)
+            if not matched:
+                unknown.append(pattern)
+            for name in matched:
+                if name == pattern or name not in matches:
+                    matches[name] = value
         if unknown:
-            raise ValueError(f"layout names layers that are not in outputs: {unknown}")
+            raise ValueError(
+                f"layout names layers that are not in outputs: {sorted(unknown)}; "
+                f"the layers are {names[:20]}"
+            )
     result = {}
     for name, value in items:
-        given = layout.get(name) if isinstance(layout, Mapping) else layout
+        given = layout if isinstance(layout, str) else matches.get(name)
         rank = value.ndim
+        if given is None and isinstance(known.get(name), str) and known[name] in _RANK_OF_LAYOUT:
+            if _RANK_OF_LAYOUT[known[name]] == rank:
+                given = known[name]
         if given is None:
             given = _DEFAULT_LAYOUT_BY_RANK.get(rank)
             if given is None:
@@ -364,7 +407,9 @@ def _as_tensor(name: str, value) -> torch.Tensor:
     return value.detach()
 
 
-def _to_grid(x: torch.Tensor, layout: str) -> Tuple[torch.Tensor, int]:
+def _to_grid(
+    x: torch.Tensor, layout: str, keep_class_token: bool = False
+) -> Tuple[torch.Tensor, int]:
     """Map a tensor to [N, C, H, W] maps; returns the maps and the tokens dropped."""
     if layout == "NCHW":
         return x, 0
@@ -386,7 +431,7 @@ def _to_grid(x: torch.Tensor, layout: str) -> Tuple[torch.Tensor, int]:
     if side * side == t:
         return x.reshape(n, d, side, side), 0
     side = math.isqrt(t - 1)
-    if t > 1 and side * side == t - 1:
+    if t > 1 and side * side == t - 1 and not keep_class_token:
         return x[:, :, 1:].reshape(n, d, side, side), 1
     return x[:, :, None, :], 0
 
@@ -416,7 +461,16 @@ def _host_float32(name: str, maps: torch.Tensor) -> Tuple[np.ndarray, int]:
 
 
 def _plan_downsample(h: int, w: int, max_size: Optional[int]) -> Tuple[int, Tuple[int, int]]:
-    """The integer factor that brings an h x w map within max_size, and the size it gives."""
+    """The integer factor that brings an h x w map within max_size, and the size it gives.
+
+    A map one value high (1-D: ``NCL``, ``NF``, token strips) is capped by its number of
+    values, ``max_size ** 2``, not by its length: a square map keeps as many."""
+    if h == 1 and max_size is not None:
+        cap = max_size * max_size
+        if w <= cap:
+            return 1, (h, w)
+        factor = -(-w // cap)
+        return factor, (1, -(-w // factor))
     if max_size is None or max(h, w) <= max_size:
         return 1, (h, w)
     factor = -(-max(h, w) // max_size)
@@ -575,7 +629,10 @@ def _encode_maps(maps: np.ndarray, depth: int, out: Tuple[int, int], precision: 
     return stats, b"".join(parts), encoding
 
 
-def _encode(tag, value, layout, max_samples, max_channels, max_size, precision, seq):
+def _encode(
+    tag, value, layout, max_samples, max_channels, max_size, precision, seq, *,
+    order=0, keep_class_token=False,
+):
     name = metadata.layer_name(tag)
     x = _as_tensor(name, value)
     shape, dtype = list(x.shape), str(x.dtype)
@@ -584,7 +641,7 @@ def _encode(tag, value, layout, max_samples, max_channels, max_size, precision, 
     if has_batch and max_samples is not None and x.shape[0] > max_samples:
         dropped["samples"] = x.shape[0] - max_samples
         x = x[:max_samples]
-    maps, dropped["tokens"] = _to_grid(x, layout)
+    maps, dropped["tokens"] = _to_grid(x, layout, keep_class_token)
     if max_channels is not None and maps.shape[1] > max_channels:
         dropped["channels"] = maps.shape[1] - max_channels
         maps = maps[:, :max_channels]
@@ -628,6 +685,7 @@ def _encode(tag, value, layout, max_samples, max_channels, max_size, precision, 
         "compression": payload.COMPRESSION[encoding],
         "dropped": dropped,
         "seq": seq,
+        "order": order,
     })
     return (header, stats.astype("<f4", copy=False).tobytes(), data), stored
 

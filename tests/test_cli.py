@@ -78,7 +78,7 @@ def test_ls_json(logdir, capsys):
         "shape": [1, C, H, W], "stored": [1, C, H, W], "encoding": "uint8",
         "steps": 3, "first_step": 0, "last_step": 20, "dtype": "torch.float32",
         "downsample": 1, "dropped": {"samples": 0, "channels": 0, "tokens": 0}, "logged": 3,
-        "skipped": [],
+        "order": 0, "skipped": [],
     }
 
 

@@ -1,0 +1,273 @@
+"""Every kind of layer in the tab, from real models through a real tensorboard, both loaders.
+
+torchvision's ResNet-18, MobileNetV3-Small, a small VisionTransformer (the ViT-B/16 code
+path at image_size 32) and R3D-18, all `weights=None`, plus a small 1-D conv net, are
+recorded with FeatureMapRecorder and logged the README's way, with no `layout=`. The tab
+lists their layers in model order, labels each layout as its users think of it, draws 1-D
+layers as rows and linear ones as a feature grid normalised over the layer, and its pixels
+are the colours tb_featmap.render gives the `npy` route's values.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from support import TensorBoardProcess
+from tab_driver import (
+    cell_pixel, choose, colours, grid_layout, grid_rgb, hover, mismatch, npy, paint, ready,
+    select, set_step_index, wire_stats,
+)
+from tb_featmap import FeatureMapRecorder, log_feature_maps, render
+
+STEPS = [0, 1]
+LENGTH = 300  # fits the panel at an integer zoom: each value is whole pixels wide
+
+
+class Audio(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 6, 9, padding=4)
+        self.head = nn.Linear(6, 10)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean(-1))
+
+
+def _models():
+    vit = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64,
+    )
+    image = torch.randn(1, 3, 64, 64)
+    return {
+        "audio": (Audio(), ["conv", "head"], torch.randn(1, 2, LENGTH)),
+        "resnet18": (torchvision.models.resnet18(weights=None),
+                     ["conv1", "layer1.0", "layer4.1", "fc"], image),
+        "mobilenet": (torchvision.models.mobilenet_v3_small(weights=None),
+                      ["features.1", "features.10", "classifier.3"], image),
+        "vit": (vit, ["conv_proj", "encoder.layers.encoder_layer_0", "heads.head"],
+                torch.randn(1, 3, 32, 32)),
+        "r3d": (torchvision.models.video.r3d_18(weights=None), ["stem", "layer1.0", "fc"],
+                torch.randn(1, 3, 4, 32, 32)),
+    }
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("layouts") / "logs"
+    torch.manual_seed(0)
+    for run, (model, layers, x) in _models().items():
+        with SummaryWriter(root / run) as writer:
+            for step in STEPS:
+                with torch.no_grad(), FeatureMapRecorder(model, layers, eval_mode=True) as rec:
+                    model(x + step)
+                log_feature_maps(writer, rec.outputs, step)  # the README's pattern
+    # A layer whose shape changes between steps (an input of another size).
+    with SummaryWriter(root / "reshape") as writer:
+        for step in STEPS:
+            size = 8 - 2 * step
+            log_feature_maps(writer, {"conv": torch.randn(1, 4, size, size)}, step)
+    return root, {run: layers for run, (_, layers, _) in _models().items()}
+
+
+RUNS = ["audio", "resnet18", "mobilenet", "vit", "r3d", "reshape"]
+
+
+@pytest.fixture(scope="module", params=["rust", "python"])
+def tb(request, logdir):
+    root, layers = logdir
+    flags = ["--samples_per_plugin=feature_maps=0"]
+    if request.param == "python":
+        flags.append("--load_fast=false")
+    server = TensorBoardProcess(root, *flags)
+    try:
+        server.wait_for(lambda: _newest(server) == {run: STEPS[-1] for run in RUNS})
+        yield server
+    finally:
+        server.stop()
+
+
+def _newest(server):
+    tags = json.loads(server.get("/data/plugin/feature_maps/tags")[2])
+    return {run: min(t["maxStep"] for t in layers.values()) for run, layers in tags.items()}
+
+
+def _options(frame, selector):
+    return frame.evaluate(
+        f"[...document.querySelectorAll('{selector} option')].map(o => [o.value, o.text])"
+    )
+
+
+def test_layers_in_model_order_with_each_layout_labelled(tb, page, open_tab, logdir):
+    frame = ready(page, open_tab, tb)
+    labels = {}
+    for run, layers in logdir[1].items():
+        choose(frame, run, f"feature_maps/{layers[0]}")
+        options = _options(frame, "#fm-layer")
+        assert [value for value, _ in options] == [f"feature_maps/{n}" for n in layers]
+        labels.update({(run, value.split("/", 1)[1]): text for value, text in options})
+    assert labels[("audio", "conv")].endswith(f"6 channels × {LENGTH} t")
+    assert labels[("audio", "head")].endswith("10 features")
+    assert labels[("resnet18", "fc")].endswith("1000 features")
+    assert labels[("resnet18", "layer1.0")].endswith("64×16×16")
+    assert labels[("vit", "encoder.layers.encoder_layer_0")].endswith(
+        "32 dims · 4×4 patches, 1 class token dropped")
+    assert labels[("r3d", "layer1.0")].endswith("64×D4×16×16")
+    assert labels[("r3d", "fc")].endswith("400 features")
+    assert not page.console_errors
+
+
+def test_a_1d_layer_is_a_row_per_channel(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "audio", "feature_maps/conv")
+    layout = grid_layout(frame)
+    assert layout["cols"] == 1 and layout["rows"] == 6
+    assert layout["cellH"] >= 4 and layout["height"] >= 128
+    assert layout["mapW"] == LENGTH and layout["cellW"] % LENGTH == 0
+    step = STEPS[-1]
+    values = npy(tb, "audio", "feature_maps/conv", step)[0]
+    stats = wire_stats(tb, "audio", "feature_maps/conv", step)[0]
+    cmap = frame.input_value("#fm-colormap")
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
+    expected = colours(values, lo, hi, cmap)
+    for channel, t in [(0, 0), (2, 150), (5, LENGTH - 1)]:
+        assert cell_pixel(frame, channel, t, 0)[:3] == expected[channel, 0, t].tolist()
+    readout = hover(page, frame, 3, 123, 0)
+    assert readout["text"].startswith("channel 3 · t 123 · ")
+    assert abs(float(readout["value"]) - values[3, 0, 123]) <= 1e-6 * max(1, abs(values[3, 0, 123]))
+
+
+def test_a_linear_layer_is_a_feature_grid_normalised_over_the_layer(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "resnet18", "feature_maps/fc")
+    assert frame.input_value("#fm-norm") == "layer"
+    norm_text = dict(_options(frame, "#fm-norm"))["channel"]
+    assert "1×1" in norm_text
+    layout = grid_layout(frame)
+    assert layout["cols"] == 32 and layout["rows"] == 32 and layout["cellW"] >= 4
+    step = STEPS[-1]
+    values = npy(tb, "resnet18", "feature_maps/fc", step)[0]
+    stats = wire_stats(tb, "resnet18", "feature_maps/fc", step)[0]
+    cmap = frame.input_value("#fm-colormap")
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="layer", colormap=cmap)
+    expected = colours(values, lo, hi, cmap)
+    shown = [cell_pixel(frame, c, 0, 0)[:3] for c in (0, 1, 500, 999)]
+    assert shown == [expected[c, 0, 0].tolist() for c in (0, 1, 500, 999)]
+    assert len({tuple(p) for p in shown}) > 1  # not one flat colour
+    readout = hover(page, frame, 500, 0, 0)
+    assert readout["text"].startswith("feature 500 · ")
+    # back on a 2-D layer the menu says plain 'per channel' again
+    choose(frame, "resnet18", "feature_maps/conv1")
+    assert dict(_options(frame, "#fm-norm"))["channel"] == "per channel"
+    assert not page.console_errors
+
+
+def test_a_3d_layer_draws_the_depth_slice_its_control_picks(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "resnet18", "feature_maps/layer1.0")
+    assert frame.locator("#fm-depth").is_hidden()  # a 2-D layer has no depth control
+    choose(frame, "r3d", "feature_maps/layer1.0")
+    assert frame.locator("#fm-depth").is_visible()
+    assert [v for v, _ in _options(frame, "#fm-depth")] == ["0", "1", "2", "3"]
+    select(frame, "#fm-depth", "2")
+    layout = grid_layout(frame)
+    assert (layout["mapH"], layout["mapW"]) == (16, 16)  # one slice, not 4 stacked
+    step = STEPS[-1]
+    values = npy(tb, "r3d", "feature_maps/layer1.0", step)[0]  # [C, D*H, W]
+    stats = wire_stats(tb, "r3d", "feature_maps/layer1.0", step)[0]
+    cmap = frame.input_value("#fm-colormap")
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
+    expected = colours(values, lo, hi, cmap)
+    for channel, y, x in [(0, 0, 0), (7, 5, 11), (63, 15, 15)]:
+        shown = cell_pixel(frame, channel, x, y)[:3]
+        assert shown == expected[channel, 2 * 16 + y, x].tolist(), (channel, y, x)
+    readout = hover(page, frame, 7, 11, 5)
+    assert readout["d"] == "2" and readout["text"].startswith("channel 7 · d 2, y 5, x 11 · ")
+    assert not page.console_errors
+
+
+def test_a_difference_across_a_shape_change_says_so_and_draws_this_step(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "reshape", "feature_maps/conv")
+    set_step_index(frame, 1)
+    shown = paint(frame, lambda: frame.check("#fm-diff"))
+    assert shown["title"].endswith("(step 0 has another shape: nothing to subtract)")
+    # what is drawn is step 1's own maps (6 x 6), not a difference with step 0's 8 x 8
+    layout = grid_layout(frame)
+    assert (layout["mapH"], layout["mapW"]) == (6, 6)
+    values = npy(tb, "reshape", "feature_maps/conv", 1)[0]
+    stats = wire_stats(tb, "reshape", "feature_maps/conv", 1)[0]
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap="diverging")
+    problem = mismatch(grid_rgb(frame), colours(values, lo, hi, "diverging"))
+    assert not problem, problem
+    assert not page.console_errors
+
+
+LINE_PIXELS_JS = """([points]) => {
+  const canvas = document.querySelector('#fm-line');
+  const ctx = canvas.getContext('2d');
+  return points.map(([x, y]) => {
+    const d = ctx.getImageData(Math.round(x) - 1, Math.round(y) - 1, 3, 3).data;
+    let darkest = 255 * 3;
+    for (let i = 0; i < d.length; i += 4) darkest = Math.min(darkest, d[i] + d[i + 1] + d[i + 2]);
+    return darkest;
+  });
+}"""
+
+
+def test_the_detail_view_plots_a_1d_channel_as_a_line_across_t(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "audio", "feature_maps/conv")
+    hover(page, frame, 2, 40, 0)
+    page.mouse.down()
+    page.mouse.up()
+    frame.wait_for_selector("#fm-detail:not([hidden]) #fm-line")
+    values = npy(tb, "audio", "feature_maps/conv", STEPS[-1])[0, 2, 0].astype(np.float64)
+    data = frame.evaluate("({...document.querySelector('#fm-line').dataset})")
+    lo, hi = float(data["lo"]), float(data["hi"])
+    assert int(data["count"]) == LENGTH
+    assert np.isclose(lo, values.min(), rtol=1e-6) and np.isclose(hi, values.max(), rtol=1e-6)
+    # the line passes through each value's point: a dark pixel there (the plot is white)
+    width, height, pad = 256, 128, 4
+    points = [(pad + t * (width - 2 * pad) / (LENGTH - 1),
+               pad + (hi - values[t]) * (height - 2 * pad) / (hi - lo))
+              for t in (0, 77, 150, LENGTH - 1)]
+    assert all(v < 600 for v in frame.evaluate(LINE_PIXELS_JS, [points])), points
+    # the filmstrip is there as for any layer
+    frame.wait_for_function(
+        f"document.querySelectorAll('#fm-filmstrip button').length === {len(STEPS)}")
+
+
+def test_the_detail_view_of_a_3d_channel_shows_every_slice_side_by_side(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "r3d", "feature_maps/layer1.0")
+    select(frame, "#fm-depth", "1")
+    hover(page, frame, 7, 3, 3)
+    page.mouse.down()
+    page.mouse.up()
+    frame.wait_for_selector("#fm-detail:not([hidden]) #fm-volume")
+    cell, gap, depth, side = 64, 3, 4, 16
+    size = frame.evaluate("[document.querySelector('#fm-volume').width,"
+                          " document.querySelector('#fm-volume').height]")
+    assert size == [depth * cell + (depth - 1) * gap, cell]
+    values = npy(tb, "r3d", "feature_maps/layer1.0", STEPS[-1])[0]
+    stats = wire_stats(tb, "r3d", "feature_maps/layer1.0", STEPS[-1])[0]
+    cmap = frame.input_value("#fm-colormap")
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
+    expected = colours(values, lo, hi, cmap)
+    js = """([points]) => { const ctx = document.querySelector('#fm-volume').getContext('2d');
+      return points.map(([x, y]) => [...ctx.getImageData(x, y, 1, 1).data].slice(0, 3)); }"""
+    scale = cell // side
+    points, wanted = [], []
+    for d in range(depth):
+        for y, x in [(0, 0), (9, 4), (15, 15)]:
+            points.append([d * (cell + gap) + x * scale + scale // 2, y * scale + scale // 2])
+            wanted.append(expected[7, d * side + y, x].tolist())
+    points.append([cell + 1, 10])  # a separator
+    shown = frame.evaluate(js, [points])
+    assert shown[:-1] == wanted
+    assert shown[-1] == [200, 200, 200]

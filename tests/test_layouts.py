@@ -1,0 +1,300 @@
+"""Every kind of layer, as the README logs it: the recorder infers 1-D, 3-D, linear and token
+layouts from the modules, log_feature_maps uses them with no `layout=`, and layers are
+listed in logging order by the plugin, `read` and `tb-featmap ls`."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from support import wsgi_client
+from tb_featmap import FeatureMapRecorder, log_feature_maps, render
+from tb_featmap.cli import main
+from tb_featmap.reader import FeatureMapReader
+from tb_featmap.recorder import LayerOutputs
+from tb_featmap.summary import _plan_downsample
+
+ROUTE = "/data/plugin/feature_maps/"
+
+
+class Audio(nn.Module):
+    """A 1-D conv net with a linear head, the way an audio classifier looks."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 8, 9, padding=4)
+        self.bn = nn.BatchNorm1d(8)
+        self.up = nn.ConvTranspose1d(8, 4, 2, stride=2)
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.up(torch.relu(self.bn(self.conv(x))))
+        return self.head(self.pool(x).flatten(1))
+
+
+class Tokens(nn.Module):
+    """Patch embedding + batch-first transformer + MultiheadAttention + a token Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(6, 16)
+        self.encoder = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), num_layers=1,
+            enable_nested_tensor=False,
+        )
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.norm = nn.LayerNorm(16)
+
+    def forward(self, x):
+        x = self.encoder(self.embed(x))
+        x, _ = self.attn(x, x, x)
+        return self.norm(x)
+
+
+def record(model, layers, x):
+    with torch.no_grad(), FeatureMapRecorder(model, layers, eval_mode=True) as rec:
+        model(x)
+    return rec.outputs
+
+
+def small_vit():
+    return torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64,
+        num_classes=5,
+    )
+
+
+def test_recorder_infers_each_layout_from_its_module():
+    torch.manual_seed(0)
+    out = record(Audio(), "*", torch.randn(2, 2, 50))
+    assert isinstance(out, LayerOutputs) and list(out) == ["conv", "bn", "up", "pool", "head"]
+    assert out.layouts == {"conv": "NCL", "bn": "NCL", "up": "NCL", "pool": "NCL", "head": "NF"}
+    out = record(Tokens(), "**", torch.randn(2, 17, 6))
+    assert out.layouts["embed"] == "NTD"  # Linear on a rank-3 output
+    assert out.layouts["encoder"] == "NTD" and out.layouts["encoder.layers.0"] == "NTD"
+    # Inside a batch-first encoder, a LayerNorm's and a dropout's rank-3 outputs are tokens.
+    assert out.layouts["encoder.layers.0.norm1"] == "NTD"
+    assert out.layouts["attn"] == "NTD"
+    assert "norm" not in out.layouts  # a LayerNorm outside one: the rank rules decide
+    vit = record(small_vit(), "**", torch.randn(1, 3, 32, 32))
+    assert vit.layouts["encoder"] == "NTD"
+    assert vit.layouts["encoder.layers.encoder_layer_0"] == "NTD"
+    assert vit.layouts["encoder.layers.encoder_layer_0.ln_1"] == "NTD"
+    assert vit.layouts["heads.head"] == "NF"
+    assert "conv_proj" not in vit.layouts  # rank 4: NCHW by rank
+    r3d = record(torchvision.models.video.r3d_18(weights=None), "layer1.0.conv1.0",
+                 torch.randn(1, 3, 4, 32, 32))
+    assert r3d.layouts == {"layer1.0.conv1.0": "NCDHW"}
+
+
+def test_sequence_first_transformers_are_not_tokens(tmp_path):
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=False)
+    out = record(nn.Sequential(layer), "0", torch.randn(5, 2, 16))
+    assert out.layouts == {}
+    with SummaryWriter(str(tmp_path)) as writer:
+        with pytest.raises(ValueError, match="rank 3 is ambiguous"):
+            log_feature_maps(writer, out, 0)
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    """One run per model, each logged the README's way: no `layout=`."""
+    root = tmp_path_factory.mktemp("layouts")
+    torch.manual_seed(0)
+    models = {
+        "audio": (Audio(), ["conv", "up", "head"], torch.randn(1, 2, 3000)),
+        "tokens": (Tokens(), ["embed", "encoder", "attn"], torch.randn(1, 17, 6)),
+        "vit": (small_vit(), ["conv_proj", "encoder.layers.encoder_layer_0", "heads.head"],
+                torch.randn(1, 3, 32, 32)),
+        "r3d": (torchvision.models.video.r3d_18(weights=None), ["stem", "layer1.0.conv1.0"],
+                torch.randn(1, 3, 4, 32, 32)),
+        "alexnet": (torchvision.models.alexnet(weights=None),
+                    ["features.0", "features.3", "features.10", "classifier.1"],
+                    torch.randn(1, 3, 64, 64)),
+    }
+    shapes = {}
+    for run, (model, layers, x) in models.items():
+        with SummaryWriter(str(root / run)) as writer:
+            for step in (0, 1):
+                out = record(model, layers, x)
+                shapes[run] = log_feature_maps(writer, out, step)
+    return root, shapes
+
+
+def test_readme_pattern_logs_every_layout_without_layout_argument(logdir):
+    root, shapes = logdir
+    assert shapes["audio"]["feature_maps/conv"] == (1, 8, 1, 3000)  # full length kept
+    assert shapes["audio"]["feature_maps/up"] == (1, 4, 1, 3000)  # 6000 > 4096: halved
+    assert shapes["audio"]["feature_maps/head"] == (1, 3, 1, 1)
+    assert shapes["vit"]["feature_maps/encoder.layers.encoder_layer_0"] == (1, 32, 4, 4)
+    assert shapes["r3d"]["feature_maps/layer1.0.conv1.0"] == (1, 64, 4 * 16, 16)
+    layouts = {
+        (info.run, info.layer): (info.header["layout"], info.header["dropped"]["tokens"])
+        for info in FeatureMapReader(str(root)).layers()
+    }
+    assert layouts[("audio", "conv")] == ("NCL", 0)
+    assert layouts[("audio", "head")] == ("NF", 0)
+    assert layouts[("tokens", "encoder")] == ("NTD", 1)
+    assert layouts[("vit", "encoder.layers.encoder_layer_0")] == ("NTD", 1)
+    assert layouts[("vit", "heads.head")] == ("NF", 0)
+    assert layouts[("r3d", "layer1.0.conv1.0")] == ("NCDHW", 0)
+
+
+def test_layers_are_listed_in_logging_order_everywhere(logdir, capsys):
+    root, _ = logdir
+    want = ["features.0", "features.3", "features.10", "classifier.1"]
+    infos = [i for i in FeatureMapReader(str(root)).layers() if i.run == "alexnet"]
+    assert [i.layer for i in infos] == want
+    assert [i.header["order"] for i in infos] == [0, 1, 2, 3]
+    assert main(["ls", str(root), "--json"]) == 0
+    listed = [d["layer"] for d in json.loads(capsys.readouterr().out) if d["run"] == "alexnet"]
+    assert listed == want
+    # The tags route keeps the order in its JSON object, which the tab keeps too.
+    body = wsgi_client(root).get(ROUTE + "tags").get_data()
+    tags = json.loads(body)["alexnet"]
+    assert [tags[t]["layer"] for t in tags] == want
+    assert [tags[t]["order"] for t in tags] == [0, 1, 2, 3]
+
+
+def test_natural_order_where_no_order_is_known():
+    from tb_featmap import _series
+
+    names = ["features.10", "features.3", "classifier.1", "features.0"]
+    infos = [_series.describe_layer("r", "feature_maps/" + n, [0], {}) for n in names]
+    assert [i.layer for i in _series.layer_order(infos)] == [
+        "classifier.1", "features.0", "features.3", "features.10"
+    ]
+
+
+def test_explicit_layout_wins_and_globs_select(tmp_path):
+    out = LayerOutputs(
+        {"a.x": torch.randn(1, 4, 9), "a.y": torch.randn(1, 9, 4), "b": torch.randn(1, 3, 5)},
+        layouts={"a.x": "NCL", "a.y": "NCL", "b": "NCL"},
+    )
+    with SummaryWriter(str(tmp_path)) as writer:
+        shapes = log_feature_maps(writer, out, 0, layout={"a.*": "NTD", "a.x": "CHW"})
+    # the name's own entry first, then the first glob; unmatched names keep outputs.layouts
+    assert shapes == {
+        "feature_maps/a.x": (1, 1, 4, 9),  # CHW
+        "feature_maps/a.y": (1, 4, 3, 3),  # NTD: 9 tokens on a 3 x 3 grid
+        "feature_maps/b": (1, 3, 1, 5),  # NCL from outputs.layouts
+    }
+    with SummaryWriter(str(tmp_path)) as writer:
+        assert log_feature_maps(writer, out, 1, layout="NCL")["feature_maps/a.y"] == (1, 9, 1, 4)
+        with pytest.raises(ValueError, match=r"not in outputs: \['c\.\*'\]"):
+            log_feature_maps(writer, out, 2, layout={"c.*": "NCL"})
+        # '*' stays within one part of a dotted name, as in the recorder
+        with pytest.raises(ValueError, match=r"not in outputs: \['\*'\]"):
+            log_feature_maps(writer, {"a.x": out["a.x"]}, 2, layout={"*": "NCL"})
+        assert log_feature_maps(writer, {"a.x": out["a.x"]}, 2, layout={"**": "NCL"})
+
+
+def test_keep_class_token(tmp_path):
+    x = torch.randn(1, 17, 3)
+    with SummaryWriter(str(tmp_path)) as writer:
+        dropped = log_feature_maps(writer, {"t": x}, 0, layout="NTD")
+        assert dropped == {"feature_maps/t": (1, 3, 4, 4)}
+        kept = log_feature_maps(writer, {"t": x}, 1, layout="NTD", keep_class_token=True)
+        with pytest.raises(TypeError, match="keep_class_token"):
+            log_feature_maps(writer, {"t": x}, 2, layout="NTD", keep_class_token=1)
+    assert kept == {"feature_maps/t": (1, 3, 1, 17)}
+    record = list(FeatureMapReader(str(tmp_path)).records(step=1))[0]
+    assert record.header["dropped"]["tokens"] == 0
+    # The class token is the strip's first value; uint8 holds it within (max - min) / 508.
+    truth = x[0].T.numpy()
+    bound = (truth.max(1) - truth.min(1)) / 508 + 1e-6
+    assert (np.abs(record.values[0, :, 0, :] - truth) <= bound[:, None]).all()
+
+
+@pytest.mark.parametrize(
+    "h, w, max_size, want",
+    [
+        (1, 4000, 64, (1, (1, 4000))),  # 1-D: up to max_size**2 values kept whole
+        (1, 4096, 64, (1, (1, 4096))),
+        (1, 4097, 64, (2, (1, 2049))),
+        (1, 100_000, 64, (25, (1, 4000))),
+        (1, 4000, None, (1, (1, 4000))),
+        (128, 32, 64, (2, (64, 16))),  # 2-D: the longer side, as before
+    ],
+)
+def test_downsample_rule(h, w, max_size, want):
+    got = _plan_downsample(h, w, max_size)
+    assert got == want
+    if h == 1 and max_size:
+        assert got[1][1] <= max_size**2 and math.ceil(w / got[0]) == got[1][1]
+
+
+CASES = json.loads((Path(__file__).parent / "layout_cases.json").read_text())
+
+
+def test_shared_cases_view_kind_and_row_height():
+    for case in CASES["view_kind"]:
+        assert render.view_kind(case["layout"], case["h"], case["w"]) == case["kind"], case
+    for case in CASES["row_height"]:
+        assert render.row_height(case["count"]) == case["height"], case
+
+
+def test_export_draws_each_layout_as_its_kind(logdir, tmp_path):
+    root, _ = logdir
+    records = {
+        (r.run, r.layer): r for r in FeatureMapReader(str(root)).records(step=1)
+    }
+    conv = records[("audio", "conv")]  # 8 channels x 3000
+    image = render.render_record(conv)
+    assert image.shape == (8 * 16 + 7, 3000, 3)  # one row each, 16 px, the layer >= 128
+    # each row is one channel: its pixels follow that channel's values
+    row = image[16 + 1 + 3, :, 0].astype(float)  # channel 1, gray
+    values = conv.values[0, 1, 0]
+    assert np.corrcoef(row, values)[0, 1] > 0.99
+    head = records[("audio", "head")]  # 3 features: near-square, per layer by default
+    image = render.render_record(head)
+    assert image.shape == (2 * 4 + 1, 2 * 4 + 1, 3)
+    lo, hi = head.values[0].min(), head.values[0].max()
+    cells = [image[0, 0, 0], image[0, 5, 0], image[5, 0, 0]]
+    assert sorted(cells)[0] == 0 and sorted(cells)[-1] == 255  # one range over the layer
+    flat = render.render_record(head, norm="channel")
+    assert (flat[:4, :4] == flat[0, 0]).all() and lo < hi
+    # the CLI's export, 1-D and linear, through the same reader
+    out = tmp_path / "conv.png"
+    args = ["export", str(root), "--run", "audio", "--layer", "conv", "-q", "-o", str(out)]
+    assert main(args) == 0
+    from PIL import Image
+
+    assert Image.open(out).size == (3000, 8 * 16 + 7)
+
+
+def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
+    """`tb-featmap export` of one layer of each layout: each PNG has its kind's geometry."""
+    from PIL import Image
+
+    root, shapes = logdir
+    cases = {
+        ("vit", "encoder.layers.encoder_layer_0"): "maps",  # 32 dims on a 4 x 4 patch grid
+        ("vit", "heads.head"): "features",
+        ("r3d", "layer1.0.conv1.0"): "maps",  # slices stacked, as stored
+        ("audio", "up"): "rows",
+        ("alexnet", "classifier.1"): "features",  # a Dropout on rank 2: NF by rank
+    }
+    for (run, layer), kind in cases.items():
+        n, c, h, w = shapes[run][f"feature_maps/{layer}"]
+        out = tmp_path / f"{run}-{layer}.png"
+        args = ["export", str(root), "--run", run, "--layer", layer, "-q", "-o", str(out)]
+        assert main(args) == 0
+        width, height = Image.open(out).size
+        if kind == "rows":
+            assert (width, height) == (w, c * render.row_height(c) + c - 1)
+        else:
+            scale = max(1, -(-16 // max(h, w)))
+            if kind == "features":
+                scale = max(scale, render.ROW_MIN_HEIGHT)
+            cols = render.grid_columns(c)
+            rows = -(-c // cols)
+            want = (cols * (w * scale + 1) - 1, rows * (h * scale + 1) - 1)
+            assert (width, height) == want, layer
