@@ -151,14 +151,7 @@ def _export(args) -> int:
     for name in ("sample", "duration"):
         if getattr(args, name) < 0:
             raise _UsageError(f"--{name} must be non-negative, got {getattr(args, name)}")
-    if args.scale is not None and args.scale < 1:
-        raise _UsageError(f"--scale must be a positive integer, got {args.scale}")
-    if _fs.is_remote(args.output):
-        raise _UsageError(f"export writes a local file; got {args.output!r}")
-    image_module = _pillow()
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise _UsageError(f"output directory {out_dir!r} does not exist")
+    image_module = _output_checked(args)
 
     reader = _open(args.logdir)
     info = _pick_layer(reader, args.run, args.layer)
@@ -234,14 +227,9 @@ def _nearest(reader: FeatureMapReader, info: LayerInfo, step: int):
     return next(iter(reader.records(info.run, info.tag, step=[near])))
 
 
-def _export_timeline(args) -> int:
-    """``export --timeline``: the heat strip of one statistic over the kept steps."""
-    if os.path.splitext(args.output)[1].lower() != ".png":
-        raise _UsageError(f"--timeline writes a PNG; give a .png output, not {args.output!r}")
-    if args.step is not None or args.steps is not None:
-        raise _UsageError("--timeline draws every kept step; drop --step/--steps")
-    if args.sample < 0:
-        raise _UsageError(f"--sample must be non-negative, got {args.sample}")
+def _output_checked(args):
+    """Checks what every export shares (``--scale``, a local ``-o`` in a folder that exists)
+    and returns PIL's Image module."""
     if args.scale is not None and args.scale < 1:
         raise _UsageError(f"--scale must be a positive integer, got {args.scale}")
     if _fs.is_remote(args.output):
@@ -250,6 +238,18 @@ def _export_timeline(args) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise _UsageError(f"output directory {out_dir!r} does not exist")
+    return image_module
+
+
+def _export_timeline(args) -> int:
+    """``export --timeline``: the heat strip of one statistic over the kept steps."""
+    if os.path.splitext(args.output)[1].lower() != ".png":
+        raise _UsageError(f"--timeline writes a PNG; give a .png output, not {args.output!r}")
+    if args.step is not None or args.steps is not None:
+        raise _UsageError("--timeline draws every kept step; drop --step/--steps")
+    if args.sample < 0:
+        raise _UsageError(f"--sample must be non-negative, got {args.sample}")
+    image_module = _output_checked(args)
     reader = _open(args.logdir)
     info = _pick_layer(reader, args.run, args.layer)
     try:
