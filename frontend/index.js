@@ -8,15 +8,14 @@ import { Controls } from './controls.js';
 import { Detail } from './detail.js';
 import { Focus } from './focus.js';
 import { Grid } from './grid.js';
-import { expose, painted, timelinePainted } from './hooks.js';
+import { expose, painted } from './hooks.js';
 import { channelOrder } from './layout.js';
 import { depthOf, sliceOf } from './volume.js';
 import { Latest, Model } from './model.js';
+import { OverTime } from './overtime.js';
 import { Overlay } from './overlay.js';
 import { Player, nearestIndex } from './player.js';
 import { Poller } from './poller.js';
-import { ScalarChart } from './scalars.js';
-import { Timeline } from './timeline.js';
 import { Notices, el, emptyState, layerNotes, visibleName } from './views.js';
 
 function addStyles() {
@@ -39,18 +38,21 @@ export function render() {
   });
   const player = new Player({ step: (t0) => paint(t0) });
   const focus = new Focus({ change: () => paint() });
-  const overlay = new Overlay({ change: () => paint(), steps: (run, tag) => model.steps(run, tag) });
+  const overlay = new Overlay({
+    change: () => paint(), steps: (run, tag) => model.steps(run, tag),
+  });
   const grid = new Grid({ pick: (channel) => { detail.channel = channel; paint(); } });
   const detail = new Detail({
     coloring: coloringOf, goTo: (i) => player.goTo(i), close: () => paint(),
   });
-  const timeline = new Timeline({
-    stat: () => showTimeline(),
+  const overTime = new OverTime(model, {
+    selection: () => controls.selection(),
+    player,
+    shown: () => grid.current,
+    width: () => Math.max(200, root.clientWidth - 48),
+    notices,
     open: (i, channel) => { detail.channel = channel; player.goTo(i); },
   });
-  const scalars = new ScalarChart({ tag: () => loadScalars(), goTo: (i) => player.goTo(i) });
-  const timelineReplies = new Latest();
-  const scalarReplies = new Latest();
   const poller = new Poller(model, {
     selection: () => controls.selection(),
     tags: onTags,
@@ -69,9 +71,10 @@ export function render() {
   empty.hidden = true;
   const content = el('div', { class: 'fm-content', hidden: true },
     el('div', { class: 'fm-controls' }, controls.node,
-      el('div', { class: 'fm-toolbar' }, focus.node, overlay.node), player.node, scalars.node,
-      grid.info),
-    el('div', { class: 'fm-main' }, grid.panels, detail.node), timeline.node);
+      el('div', { class: 'fm-toolbar' }, focus.node, overlay.node), player.node,
+      overTime.scalars.node, grid.info),
+    el('div', { class: 'fm-main' }, grid.panels, detail.node),
+    overTime.timeline.node);
   root.replaceChildren(el('div', { class: 'fm-app' }, loading, notices.node, empty, content));
   window.addEventListener('resize', () => paint());
 
@@ -90,9 +93,7 @@ export function render() {
     player.leave();
     detail.close();
     paints.drop(); // drop replies for the old layer
-    timelineReplies.drop();
-    Object.assign(state, { series: null, zero: null });
-    timeline.hide();
+    overTime.reset();
     notices.note(layerNotes(controls.info()));
     showOverlays();
     poller.steps(true);
@@ -119,8 +120,8 @@ export function render() {
       const height = Math.max(300, window.innerHeight - 260);
       controls.fitCellSize(Math.max(200, root.clientWidth - 24), height);
     }
-    paint().then(() => showTimeline());
-    loadScalars();
+    paint().then(() => overTime.showTimeline());
+    overTime.loadScalars();
     return true;
   }
 
@@ -225,75 +226,9 @@ export function render() {
       detail.show(detail.channel, coloring, player.steps.length, index, stepOf, background);
     }
     const timing = cached ? {} : maps.timing;
-    drawTimeline();
-    drawScalars();
+    overTime.draw();
     painted({ ms: performance.now() - t0, cached, run, tag, step: entry.step, index, ...timing });
     model.prefetchAround(run, tag, player.steps, index, maps.bytes);
-  }
-
-  /** Fetches the timeline's series of the steps shown (and zero_fraction, for dead onsets). */
-  async function showTimeline(t0 = performance.now()) {
-    const current = timelineReplies.take();
-    const { run, tag, sample } = controls.selection();
-    const steps = player.steps;
-    if (!steps.length) return;
-    const newest = steps[steps.length - 1];
-    const version = [steps.length, newest.step, newest.wall_time];
-    const stat = timeline.selected();
-    const get = (s) => model.series(run, tag, s, sample, version);
-    try {
-      const [series, zero] = await Promise.all([get(stat), get('zero_fraction')]);
-      if (!current()) return;
-      notices.ok('timeline');
-      // Steps that changed in between: the next poll brings both up to date.
-      if (series.count !== steps.length || series.last !== newest.step) return;
-      Object.assign(state, { series, zero });
-      drawTimeline();
-      timelinePainted({ ms: performance.now() - t0, stat, steps: series.rows });
-    } catch (e) {
-      if (current()) notices.error('timeline', `Could not load the timeline: ${e.message}`);
-    }
-  }
-
-  function drawTimeline() {
-    const { series, zero } = state;
-    if (!series || !grid.current) return;
-    const order = grid.current.order.length === series.cols ? grid.current.order
-      : Array.from({ length: series.cols }, (_, c) => c);
-    timeline.draw({
-      series, zero, order, index: player.index(), colormap: grid.current.coloring.colormap,
-      width: Math.max(200, root.clientWidth - 48), stepOf: (i) => player.steps[i].step,
-    });
-  }
-
-  /** The run's scalar tags and the points of the one selected. */
-  async function loadScalars() {
-    const current = scalarReplies.take();
-    const { run } = controls.selection();
-    try {
-      const tags = (await model.scalarTags())[run] || [];
-      if (!current()) return;
-      const tag = scalars.setTags(tags);
-      const points = tag ? await model.scalars(run, tag) : [];
-      if (!current()) return;
-      state.scalars = points;
-      drawScalars();
-    } catch (e) {
-      if (current()) notices.error('scalars', `Could not load the scalars: ${e.message}`);
-    }
-  }
-
-  function drawScalars() {
-    if (!state.scalars || !scalars.selected() || !player.steps.length) return;
-    const slider = player.slider.getBoundingClientRect();
-    const box = scalars.node.getBoundingClientRect();
-    const thumb = 8; // half the width of the slider's thumb: where its ends lie
-    scalars.draw({
-      points: state.scalars,
-      steps: player.steps.map((s) => s.step),
-      index: player.index(),
-      axis: { left: slider.left - box.left + thumb, width: slider.width - 2 * thumb },
-    });
   }
 
   expose({
@@ -305,8 +240,8 @@ export function render() {
     get overlaid() { return Boolean(overlay.wanted(0)); },
     get current() { return grid.current && { maps: grid.current.coloring.maps, ...grid.current }; },
     set prefetch(on) { model.prefetch = on; },
-    timeline,
-    scalars,
+    timeline: overTime.timeline,
+    scalars: overTime.scalars,
   });
   poller.start();
 }
