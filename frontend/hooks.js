@@ -15,6 +15,7 @@ export function expose(parts) {
 /** A grid was painted: `detail` says which step, whether from memory, and how long it took. */
 export function painted(detail) {
   app.paintCount++;
+  app.lastPainted = detail;
   document.dispatchEvent(new CustomEvent('fm-painted', { detail }));
 }
 

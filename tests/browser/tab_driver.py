@@ -89,16 +89,28 @@ def select(frame, selector, value):
 
 
 def set_step_index(frame, index):
+    """Show kept step `index`; return once that step's grid has been painted (see choose)."""
     js = ("(i) => { const s = document.querySelector('#fm-step'); s.value = String(i);"
           " s.dispatchEvent(new Event('input')); }")
-    return paint(frame, lambda: frame.evaluate(js, index))
+    paint(frame, lambda: frame.evaluate(js, index))
+    frame.wait_for_function(f"fmApp.lastPainted.index === {int(index)} && !fmApp.model.inflight.size",
+                            timeout=30000)
+    return frame.evaluate("({step: Number(document.querySelector('#fm-step-input').value),"
+                          " title: document.querySelector('#fm-title').textContent})")
 
 
 def choose(frame, run, tag):
+    """Select a run and a layer; return once a grid of that layer has been painted.
+
+    Waiting for any new paint is not enough: a repaint of the layer shown before (its
+    statistics arriving) can land between reading the paint count and the selection.
+    """
     if frame.input_value("#fm-run") != run:
         select(frame, "#fm-run", run)
     if frame.input_value("#fm-layer") != tag:
         select(frame, "#fm-layer", tag)
+    shown = f"fmApp.lastPainted.run === {json.dumps(run)} && fmApp.lastPainted.tag === {json.dumps(tag)}"
+    frame.wait_for_function(f"{shown} && !fmApp.model.inflight.size", timeout=30000)
 
 
 def grid_layout(frame):
