@@ -53,18 +53,18 @@ def test_hostile_names_are_shown_as_text_and_run_nothing(hostile, page, open_tab
     runs = frame.eval_on_selector_all("#fm-run option", "os => os.map(o => o.textContent)")
     assert sorted(runs) == sorted(PAYLOADS)  # each name exactly as written, as text
     for run in PAYLOADS:
-        count = frame.evaluate("fmApp.paintCount")
         frame.select_option("#fm-run", value=run)
-        frame.wait_for_function(f"fmApp.paintCount > {count}", timeout=30000)
+        # This run's grid, not a late repaint of the run shown before (see tab_driver.choose).
+        frame.wait_for_function("([run]) => fmApp.lastPainted.run === run", arg=[run], timeout=30000)
         layers = frame.eval_on_selector_all("#fm-layer option", "os => os.map(o => o.textContent)")
         assert len(layers) == len(PAYLOADS)
         assert all(any(name in text for text in layers) for name in PAYLOADS), layers
         assert run in frame.inner_text("#fm-title")
         for name in PAYLOADS:  # show each layer too: its name goes into more of the page
             option = next(o for o in frame.eval_on_selector_all("#fm-layer option", "os => os.map(o => o.value)") if o.endswith(name))
-            count = frame.evaluate("fmApp.paintCount")
             frame.select_option("#fm-layer", value=option)
-            frame.wait_for_function(f"fmApp.paintCount > {count}", timeout=30000)
+            frame.wait_for_function("([tag]) => fmApp.lastPainted.tag === tag", arg=[option],
+                                    timeout=30000)
     time.sleep(1)  # an onerror fires once the image fails to load
     # Nothing the names carry became markup: no images, scripts or SVG from them, no dialog.
     for frame_ in page.frames:
