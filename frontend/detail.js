@@ -139,6 +139,7 @@ export class Detail {
       button.addEventListener('click', () => this.on.goTo(i));
       strip.appendChild(button);
     }
+    strip.dataset.filled = 'true'; // every frame drawn (tests wait on this)
   }
 
   /** The enlarged map, over the background when there is one. */

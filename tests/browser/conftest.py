@@ -6,8 +6,12 @@ Playwright never downloads a browser of its own.
 
 import shutil
 import subprocess
+import sys
 
 import pytest
+
+from support import REPO, TensorBoardProcess
+from tab_driver import logged, written
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -78,3 +82,23 @@ def _open_tab(page, tensorboard_url: str, timeout_ms: int = 60000):
     frame = frame_element.content_frame()
     frame.wait_for_load_state("domcontentloaded")
     return frame
+
+
+@pytest.fixture
+def demo_tb(tmp_path):
+    """A tensorboard over demo/train.py's run (200 steps, maps every 10), every step loaded."""
+    sys.path.insert(0, str(REPO / "demo"))
+    try:
+        import train
+    finally:
+        sys.path.pop(0)
+    logdir = tmp_path / "logs"
+    train.run_all(logdir, steps=200, maps_every=10)
+    server = TensorBoardProcess(logdir)
+    try:
+        expected = written(logdir)
+        server.wait_for(lambda: logged(server) == expected)
+        server.run_name = train.RUN_NAME
+        yield server
+    finally:
+        server.stop()

@@ -205,30 +205,17 @@ def test_new_steps_appear_while_a_writer_is_still_logging(server, page, open_tab
         4 * frame.evaluate("fmApp.timeline.shown.cellW")
 
 
-def test_screenshot_of_the_timeline(tmp_path_factory, page, open_tab):
+def test_screenshot_of_the_timeline(demo_tb, page, open_tab):
     """The timeline and scalar chart over the demo run. Rewrites docs/timeline.png only
     when UPDATE_SCREENSHOT=1."""
     if os.environ.get("UPDATE_SCREENSHOT") != "1":
         pytest.skip("UPDATE_SCREENSHOT=1 rewrites docs/timeline.png")
-    import sys
-    sys.path.insert(0, str(REPO / "demo"))
-    try:
-        import train
-    finally:
-        sys.path.pop(0)
-    logdir = tmp_path_factory.mktemp("demo") / "logs"
-    train.run_all(logdir, steps=200, maps_every=10)
-    tb = TensorBoardProcess(logdir)
-    try:
-        tb.wait_for(lambda: tb.get("/data/plugin/feature_maps/tags")[2] != b"{}")
-        page.set_viewport_size({"width": 1400, "height": 1300})
-        frame = ready(page, open_tab, tb)
-        choose(frame, train.RUN_NAME, "feature_maps/conv1")
-        strip_ready(frame, run=train.RUN_NAME)
-        frame.wait_for_selector("#fm-scalar-panel:not([hidden])")
-        frame.evaluate("document.querySelector('#fm-timeline-panel').scrollIntoView()")
-        path = REPO / "docs" / "timeline.png"
-        page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 10000 and not page.console_errors
-    finally:
-        tb.stop()
+    page.set_viewport_size({"width": 1400, "height": 1300})
+    frame = ready(page, open_tab, demo_tb)
+    choose(frame, demo_tb.run_name, "feature_maps/conv1")
+    strip_ready(frame, run=demo_tb.run_name)
+    frame.wait_for_selector("#fm-scalar-panel:not([hidden])")
+    frame.evaluate("document.querySelector('#fm-timeline-panel').scrollIntoView()")
+    path = REPO / "docs" / "timeline.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10000 and not page.console_errors
