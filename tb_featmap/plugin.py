@@ -143,8 +143,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_steps(self, request):
-        ctx, experiment = _context(request)
-        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        ctx, experiment, run, tag = _layer_args(request)
         series = self._read_series(ctx, experiment, run, tag)
         body = [{"step": step, "wall_time": datum.wall_time} for step, datum in series.items()]
         return http_util.Respond(request, body, "application/json")
@@ -164,22 +163,20 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_stats(self, request):
-        ctx, experiment = _context(request)
-        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
-        sample = _int_arg(request, "sample", required=False) or 0
+        ctx, experiment, run, tag = _layer_args(request)
+        sample = _sample_arg(request)
         body = _json_arrays(self._stats_impl(ctx, experiment, run, tag, sample))
         return http_util.Respond(request, body, "application/json")
 
     @wrappers.Request.application
     def _serve_series(self, request):
-        ctx, experiment = _context(request)
-        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        ctx, experiment, run, tag = _layer_args(request)
         stat = _string_arg(request, "stat")
         if stat not in _series.SERIES_STATS:
             raise errors.InvalidArgumentError(
                 f"stat must be one of {', '.join(_series.SERIES_STATS)}"
             )
-        sample = _int_arg(request, "sample", required=False) or 0
+        sample = _sample_arg(request)
         steps, body = self._series_impl(ctx, experiment, run, tag, stat, sample)
         headers = [("X-Feature-Maps-Steps", f"{len(steps)} {steps[0]} {steps[-1]}")]
         return http_util.Respond(request, body, "application/octet-stream", headers=headers)
@@ -191,8 +188,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_scalars(self, request):
-        ctx, experiment = _context(request)
-        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        ctx, experiment, run, tag = _layer_args(request)
         body = self._scalars_impl(ctx, experiment, run, tag)
         return http_util.Respond(request, body, "application/json")
 
@@ -214,8 +210,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         Returns:
             (step, wall_time or None, _StepMeta, data blob).
         """
-        ctx, experiment = _context(request)
-        run, tag = _string_arg(request, "run"), _string_arg(request, "tag")
+        ctx, experiment, run, tag = _layer_args(request)
         step = _int_arg(request, "step", signed=True)  # TensorBoard lists negative steps
         wall_time = _float_arg(request, "wall_time", required=False)
         datum = self._datum(ctx, experiment, run, tag, step)
@@ -531,6 +526,17 @@ def _static_files():
 
 def _context(request):
     return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+
+
+def _layer_args(request):
+    """(context, experiment id, run, tag) of a request about one layer (or scalar tag)."""
+    ctx, experiment = _context(request)
+    return ctx, experiment, _string_arg(request, "run"), _string_arg(request, "tag")
+
+
+def _sample_arg(request) -> int:
+    """The optional `sample` argument: which sample of the stored batch (default 0)."""
+    return _int_arg(request, "sample", required=False) or 0
 
 
 def _string_arg(request, name: str, required: bool = True) -> Optional[str]:

@@ -3,21 +3,16 @@ standalone server (``python -m moto.server``, pip package ``moto[server]``) on a
 127.0.0.1 port, stopped by its process id. Import it with ``from s3server import S3Server``."""
 
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
-from support import free_port
+from support import LoopbackServer
 
 __all__ = ["S3Server"]
 
 
-class S3Server:
+class S3Server(LoopbackServer):
     """moto's S3 server, and the environment that points boto3 at it.
 
     ``env`` holds what boto3 (TensorBoard's S3 layer, tensorboardX's S3 writer) reads:
@@ -26,34 +21,20 @@ class S3Server:
     ``S3_ENDPOINT`` is read once, when its file layer is imported: fine for a new process.)
     """
 
+    NAME = "moto"
+    READY_PATH = "/moto-api/"
+
     def __init__(self, log_dir):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(log_dir)
         self.env: Dict[str, str] = {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": self.url,
         }
-        self.log = open(Path(log_dir) / f"moto-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self._wait_ready()
 
-    def _wait_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto server exited early:\n{self.output()}")
-            try:
-                urllib.request.urlopen(self.url + "/moto-api/", timeout=2).read()
-                return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"moto server did not answer in {timeout}s:\n{self.output()}")
+    def command(self) -> List[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
 
     def client(self):
         """A boto3 S3 client on this server (whatever the process environment says)."""
@@ -86,17 +67,3 @@ class S3Server:
             path = Path(dest) / os.path.relpath(key, prefix)
             path.parent.mkdir(parents=True, exist_ok=True)
             client.download_file(bucket, key, str(path))
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()

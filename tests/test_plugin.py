@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from support import wsgi_client
+from support import route_get, wsgi_client
 from tb_featmap import log_feature_maps, payload, plugin
 
 ROUTE = "/data/plugin/feature_maps/"
@@ -43,13 +43,8 @@ def client(logdir):
     return wsgi_client(logdir)
 
 
-def get(client, route, **args):
-    response = client.get(ROUTE + route, query_string=args)
-    return response.status_code, response.headers, response.get_data()
-
-
 def test_tags_lists_runs_with_layers_shapes_and_counts(client):
-    status, headers, body = get(client, "tags")
+    status, headers, body = route_get(client, "tags")
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     tags = json.loads(body)
     assert list(tags) == ["train"]  # the run with only scalars is not listed
@@ -61,19 +56,19 @@ def test_tags_lists_runs_with_layers_shapes_and_counts(client):
 
 
 def test_empty_logdir_gives_empty_object(tmp_path):
-    status, _, body = get(wsgi_client(tmp_path), "tags")
+    status, _, body = route_get(wsgi_client(tmp_path), "tags")
     assert status == 200 and json.loads(body) == {}
 
 
 def test_steps_lists_every_kept_step(client):
-    status, _, body = get(client, "steps", run="train", tag="feature_maps/conv1")
+    status, _, body = route_get(client, "steps", run="train", tag="feature_maps/conv1")
     steps = json.loads(body)
     assert status == 200 and [s["step"] for s in steps] == STEPS
     assert all(isinstance(s["wall_time"], float) for s in steps)
 
 
 def test_maps_payload_decodes_to_the_logged_values(client):
-    status, headers, body = get(client, "maps", run="train", tag="feature_maps/conv1", step=10)
+    status, headers, body = route_get(client, "maps", run="train", tag="feature_maps/conv1", step=10)
     assert status == 200 and headers["Content-Type"] == "application/octet-stream"
     assert "no-cache" in headers["Cache-Control"]
     assert body[:4] == b"TBFM"
@@ -88,16 +83,16 @@ def test_maps_payload_decodes_to_the_logged_values(client):
 
 
 def test_maps_with_wall_time_is_cached_and_checked(client):
-    steps = json.loads(get(client, "steps", run="train", tag="feature_maps/conv1")[2])
+    steps = json.loads(route_get(client, "steps", run="train", tag="feature_maps/conv1")[2])
     wall_time = repr(steps[3]["wall_time"])
-    status, headers, _ = get(client, "maps", run="train", tag="feature_maps/conv1", step=6, wall_time=wall_time)
+    status, headers, _ = route_get(client, "maps", run="train", tag="feature_maps/conv1", step=6, wall_time=wall_time)
     assert status == 200 and "max-age=31536000" in headers["Cache-Control"]
-    status, _, body = get(client, "maps", run="train", tag="feature_maps/conv1", step=6, wall_time="12.5")
+    status, _, body = route_get(client, "maps", run="train", tag="feature_maps/conv1", step=6, wall_time="12.5")
     assert status == 404 and b"rewritten" in body
 
 
 def test_stats_aggregate_over_steps(client):
-    status, _, body = get(client, "stats", run="train", tag="feature_maps/conv1", sample=1)
+    status, _, body = route_get(client, "stats", run="train", tag="feature_maps/conv1", sample=1)
     stats = json.loads(body)
     assert status == 200 and stats["steps"] == len(STEPS) and stats["channels"] == 6
     every = torch.stack([activations(s)["conv1"][1] for s in STEPS])  # [steps, C, H, W]
@@ -116,7 +111,7 @@ def test_stats_marks_channels_dead_at_every_step(tmp_path):
             x[0, 2] = 0  # dead at one step only
         log_feature_maps(writer, {"relu": x}, step)
     writer.close()
-    stats = json.loads(get(wsgi_client(tmp_path), "stats", run="run", tag="feature_maps/relu")[2])
+    stats = json.loads(route_get(wsgi_client(tmp_path), "stats", run="run", tag="feature_maps/relu")[2])
     assert stats["dead"] == [False, True, False]
     assert stats["zero_fraction"][2] == pytest.approx(1 / 3)
 
@@ -125,7 +120,7 @@ def test_npy_export(client):
     """Every stored map of a step, each within its quantisation bound: (max - min) / 508 of
     the map (uint8 rounds to the nearest of 255 steps), plus float32 rounding. The maps have
     a real spread, so the values do not round-trip exactly and the rounding is exercised."""
-    status, headers, body = get(client, "npy", run="train", tag="feature_maps/conv1", step=4)
+    status, headers, body = route_get(client, "npy", run="train", tag="feature_maps/conv1", step=4)
     assert status == 200 and "step4.npy" in headers["Content-Disposition"]
     array = np.load(io.BytesIO(body))
     expected = activations(4)["conv1"].numpy()
@@ -159,7 +154,7 @@ def test_npy_export(client):
     ],
 )
 def test_errors_are_short_plain_text(client, route, args, status, message):
-    got_status, headers, body = get(client, route, **args)
+    got_status, headers, body = route_get(client, route, **args)
     assert got_status == status, body
     assert headers["Content-Type"].startswith("text/plain")
     assert message in body.decode() and len(body) < 400 and b"Traceback" not in body
@@ -171,7 +166,7 @@ def test_repeated_argument_is_rejected(client):
 
 
 def test_static_files_from_fixed_routes_only(client):
-    status, headers, body = get(client, "index.js")
+    status, headers, body = route_get(client, "index.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     assert b"export" in body
     for path in ["..%2Fsetup.py", "../setup.py", "frontend/index.js", "__init__.py", "nope.js"]:
@@ -192,9 +187,9 @@ def test_fix_flags_sets_the_default_only_when_the_user_did_not():
 @pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])
 def test_real_tensorboard_keeps_every_step_by_default(logdir, tensorboard_process, loader_flags):
     tb = tensorboard_process(logdir, *loader_flags)
-    listing = json.loads(tb.wait_for(lambda: tb.get("/data/plugins_listing")[2]))
+    listing = json.loads(tb.wait_for_body("/data/plugins_listing", lambda body: body))
     assert listing["feature_maps"]["tab_name"] == "Feature Maps"
-    tags = json.loads(tb.wait_for(lambda: (lambda r: r[0] == 200 and r[2] != b"{}" and r[2])(tb.get(ROUTE + "tags"))))
+    tags = json.loads(tb.wait_for_body(ROUTE + "tags", lambda body: body != b"{}"))
     assert tags["train"]["feature_maps/conv1"]["steps"] == len(STEPS)
     steps = json.loads(tb.get(ROUTE + "steps?run=train&tag=feature_maps/conv1")[2])
     assert [s["step"] for s in steps] == STEPS
@@ -215,7 +210,7 @@ def test_real_tensorboard_keeps_every_step_by_default(logdir, tensorboard_proces
 @pytest.mark.parametrize("loader_flags", [[], ["--load_fast=false"]], ids=["rust", "python"])
 def test_real_tensorboard_reports_dropped_steps(logdir, tensorboard_process, loader_flags):
     tb = tensorboard_process(logdir, "--samples_per_plugin", "feature_maps=5", *loader_flags)
-    tags = json.loads(tb.wait_for(lambda: (lambda r: r[0] == 200 and r[2] != b"{}" and r[2])(tb.get(ROUTE + "tags"))))
+    tags = json.loads(tb.wait_for_body(ROUTE + "tags", lambda body: body != b"{}"))
     conv = tags["train"]["feature_maps/conv1"]
     assert conv["steps"] == 5 and conv["logged"] == len(STEPS)
     assert conv["samplesFlag"] == "--samples_per_plugin=feature_maps=0"

@@ -10,11 +10,10 @@ import torch
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from support import wsgi_client
+from support import route_get, wsgi_client
 from tb_featmap import _series, cli, log_feature_maps, payload, render
 from tb_featmap.reader import FeatureMapReader
 
-ROUTE = "/data/plugin/feature_maps/"
 STEPS = list(range(0, 36, 3))  # 12 steps, more than TensorBoard's default of 10
 KILLED = 2  # channel 2 of conv is zero from step KILLED_FROM on
 KILLED_FROM = STEPS[6]
@@ -50,11 +49,6 @@ def reader(logdir):
     return FeatureMapReader(logdir)
 
 
-def get(client, route, **args):
-    response = client.get(ROUTE + route, query_string=args)
-    return response.status_code, response.headers, response.get_data()
-
-
 def expected(stat, sample=0):
     """What the writer logged: the statistic of each channel, recomputed from the maps."""
     rows = []
@@ -71,7 +65,7 @@ def expected(stat, sample=0):
 
 @pytest.mark.parametrize("stat", _series.SERIES_STATS)
 def test_series_route_is_the_statistic_at_every_step(client, stat):
-    status, headers, body = get(client, "series", run="train", tag="feature_maps/conv",
+    status, headers, body = route_get(client, "series", run="train", tag="feature_maps/conv",
                                 stat=stat, sample="1")
     assert status == 200 and headers["Content-Type"] == "application/octet-stream"
     array = np.load(io.BytesIO(body), allow_pickle=False)
@@ -84,7 +78,7 @@ def test_series_route_is_the_statistic_at_every_step(client, stat):
 
 def test_series_route_and_reader_give_the_same_array(client, reader):
     for stat in ("std", "zero_fraction"):
-        _, _, body = get(client, "series", run="train", tag="feature_maps/conv", stat=stat)
+        _, _, body = route_get(client, "series", run="train", tag="feature_maps/conv", stat=stat)
         steps, array = reader.series("train", "conv", stat=stat)
         assert steps == STEPS
         np.testing.assert_array_equal(np.load(io.BytesIO(body)), array)
@@ -99,10 +93,10 @@ def test_series_shows_when_a_channel_died(reader):
 
 def test_series_answer_is_cached_until_the_steps_change(client):
     args = dict(run="train", tag="feature_maps/conv", stat="mean")
-    first = get(client, "series", **args)[2]
-    assert get(client, "series", **args)[2] == first
+    first = route_get(client, "series", **args)[2]
+    assert route_get(client, "series", **args)[2] == first
     # Another statistic is another answer, not the cached one.
-    assert get(client, "series", **{**args, "stat": "max"})[2] != first
+    assert route_get(client, "series", **{**args, "stat": "max"})[2] != first
 
 
 @pytest.mark.parametrize("args, status, message", [
@@ -119,20 +113,20 @@ def test_series_answer_is_cached_until_the_steps_change(client):
     ({"run": "train", "tag": "\u202e<script>", "stat": "std"}, 404, b"no feature maps"),
 ])
 def test_series_route_rejects_bad_input(client, args, status, message):
-    code, _, body = get(client, "series", **args)
+    code, _, body = route_get(client, "series", **args)
     assert code == status and message in body
 
 
 def test_scalar_routes_read_the_runs_scalars(client):
-    status, _, body = get(client, "scalar_tags")
+    status, _, body = route_get(client, "scalar_tags")
     assert status == 200 and json.loads(body) == {"train": ["acc", "train/loss"]}
-    status, _, body = get(client, "scalars", run="train", tag="train/loss")
+    status, _, body = route_get(client, "scalars", run="train", tag="train/loss")
     points = json.loads(body)
     assert [p["step"] for p in points] == STEPS
     np.testing.assert_allclose([p["value"] for p in points], [1 / (s + 1) for s in STEPS],
                                rtol=1e-6)
-    assert get(client, "scalars", run="train", tag="nope")[0] == 404
-    assert get(client, "scalars", run="train")[0] == 400
+    assert route_get(client, "scalars", run="train", tag="nope")[0] == 404
+    assert route_get(client, "scalars", run="train")[0] == 400
 
 
 def test_reader_series_checks_its_arguments(reader):

@@ -7,11 +7,16 @@ step again from the page's memory cache. Times come from the tab's `fm-painted` 
 (performance.now() at the slider's input event to the end of painting). The scrub rate
 paints cached steps back to back, waiting for an animation frame after each.
 
+One layer of each layout (`test_cached_step_to_paint_per_layout`): a cached step of a 2-D
+layer (the baseline) against 1-D, linear, 3-D and token layers, idle and with every core busy.
+
 Run: python -m pytest tests/browser/test_bench_frontend.py -m benchmark -s
 """
 
+import contextlib
 import json
 import statistics
+import sys
 
 import numpy as np
 import pytest
@@ -21,7 +26,8 @@ from matplotlib import cbook
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from support import TensorBoardProcess
+from support import REPO, TensorBoardProcess
+from tab_driver import choose, logged, ready, written
 from tb_featmap import FeatureMapRecorder, log_feature_maps
 
 LAYERS = ["features.0", "features.3", "features.6", "features.8", "features.10"]
@@ -67,11 +73,44 @@ def _p(values, q):
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def scrub(frame, indices, *, wait_frame=True):
+    """Move the step slider to each kept-step index in turn, each time waiting for the painted grid.
+
+    Args:
+        frame: The tab's frame.
+        indices: Kept-step indices, in the order to show them.
+        wait_frame: Wait for an animation frame after each paint. Default True.
+
+    Returns:
+        (the `fm-painted` detail of each paint, total ms).
+    """
+    out = frame.evaluate(SCRUB_JS, {"indices": list(indices), "waitFrame": wait_frame})
+    return out["details"], out["total"]
+
+
+def cached_paint_ms(frame):
+    """Slider change -> painted grid, ms, of every kept step of the layer shown, from memory.
+
+    Every step is shown once first (what is not in the page's memory cache yet is fetched
+    then); the timed pass goes back over the steps and then forward twice, waiting a frame
+    after each paint. Each timed paint must be of the step asked for, and from the cache.
+    """
+    indices = list(range(frame.evaluate("fmApp.steps.length")))
+    scrub(frame, indices, wait_frame=False)
+    frame.wait_for_function("!fmApp.model.inflight.size")
+    wanted = indices[::-1] + indices * 2
+    details, _ = scrub(frame, wanted)
+    assert [d["index"] for d in details] == wanted
+    assert all(d["cached"] for d in details)
+    return [d["ms"] for d in details]
+
+
 @pytest.mark.benchmark
 def test_slider_to_painted_grid(alexnet_logdir, page, open_tab):
     server = TensorBoardProcess(alexnet_logdir)
     try:
-        server.wait_for(lambda: len(json.loads(server.get("/data/plugin/feature_maps/tags")[2]).get("alexnet", {})) == 5)
+        server.wait_for_body("/data/plugin/feature_maps/tags",
+                             lambda body: len(json.loads(body).get("alexnet", {})) == 5)
         frame = open_tab(page, server.url)
         frame.wait_for_function("window.fmApp && fmApp.paintCount > 0", timeout=60000)
         frame.evaluate("fmApp.prefetch = false")
@@ -93,19 +132,18 @@ def test_slider_to_painted_grid(alexnet_logdir, page, open_tab):
                                    "[document.querySelector('#fm-run').value, document.querySelector('#fm-layer').value,"
                                    " s.step, s.wall_time])))"
                                    ".map(([, i]) => i)")
-            cold = frame.evaluate(SCRUB_JS, {"indices": fresh, "waitFrame": True})["details"]
-            others = list(range(STEPS))
-            warm = frame.evaluate(SCRUB_JS, {"indices": others[::-1] + others, "waitFrame": True})["details"]
-            fast = frame.evaluate(SCRUB_JS, {"indices": list(range(STEPS)) * 3, "waitFrame": True})
-            assert not any(d["cached"] for d in cold) and all(d["cached"] for d in warm)
-            assert len(cold) >= STEPS - 3 and len(fast["details"]) == 3 * STEPS
+            cold, _ = scrub(frame, fresh)
+            warm = cached_paint_ms(frame)
+            fast, total = scrub(frame, list(range(STEPS)) * 3)
+            assert not any(d["cached"] for d in cold)
+            assert len(cold) >= STEPS - 3 and len(fast) == 3 * STEPS
             rows.append({
                 "layer": layer, "shape": "×".join(map(str, shape)),
                 "cold_p50": _p([d["ms"] for d in cold], 50), "cold_p95": _p([d["ms"] for d in cold], 95),
-                "warm_p50": _p([d["ms"] for d in warm], 50), "warm_p95": _p([d["ms"] for d in warm], 95),
+                "warm_p50": _p(warm, 50), "warm_p95": _p(warm, 95),
                 "fetch_p50": _p([d["fetch"] for d in cold], 50), "decode_p50": _p([d["decode"] for d in cold], 50),
-                "fps": 1000 * len(fast["details"]) / fast["total"],
-                "paint_p50": statistics.median(d["ms"] for d in fast["details"]),
+                "fps": 1000 * len(fast) / total,
+                "paint_p50": statistics.median(d["ms"] for d in fast),
             })
         print("\nslider change -> painted grid, ms (Debian chromium headless, software canvas)")
         print(f"{'layer':<12}{'C×H×W':>12}{'uncached p50':>14}{'p95':>8}{'cached p50':>12}{'p95':>8}{'scrub fps':>11}"
@@ -166,7 +204,7 @@ def insight_logdir(tmp_path_factory):
 def test_cached_step_to_paint_with_overlay_and_top_k(insight_logdir, page, open_tab):
     server = TensorBoardProcess(insight_logdir)
     try:
-        server.wait_for(lambda: len(json.loads(server.get("/data/plugin/feature_maps/tags")[2])) == 2)
+        server.wait_for_body("/data/plugin/feature_maps/tags", lambda body: len(json.loads(body)) == 2)
         frame = open_tab(page, server.url)
         frame.wait_for_function("window.fmApp && fmApp.paintCount > 0", timeout=60000)
         rows = []
@@ -177,7 +215,6 @@ def test_cached_step_to_paint_with_overlay_and_top_k(insight_logdir, page, open_
                     frame.select_option(selector, value)
                     frame.wait_for_function(f"fmApp.paintCount > {count}")
             frame.wait_for_function("fmApp.fixed !== null && !fmApp.model.inflight.size")
-            indices = list(range(frame.evaluate("fmApp.steps.length")))
             shape = frame.evaluate("[fmApp.current.maps.c, fmApp.current.maps.h, fmApp.current.maps.w]")
             timings = {}
             half = shape[0] // 2
@@ -186,11 +223,7 @@ def test_cached_step_to_paint_with_overlay_and_top_k(insight_logdir, page, open_
                 frame.evaluate(INSIGHT_JS, [overlay, top])
                 frame.wait_for_function(f"fmApp.current.order.length === {half if top else shape[0]}"
                                         f" && fmApp.overlaid === {'true' if overlay else 'false'}")
-                frame.evaluate(SCRUB_JS, {"indices": indices, "waitFrame": False})  # everything cached
-                rounds = frame.evaluate(SCRUB_JS, {"indices": indices[::-1] + indices * 2, "waitFrame": True})
-                details = rounds["details"]
-                assert all(d["cached"] for d in details)
-                timings[name] = [d["ms"] for d in details]
+                timings[name] = cached_paint_ms(frame)
             assert frame.evaluate("fmApp.current.order.length") == half
             frame.evaluate(INSIGHT_JS, ["", ""])
             rows.append((run, tag.split("/")[1], "×".join(map(str, shape)), timings))
@@ -204,6 +237,86 @@ def test_cached_step_to_paint_with_overlay_and_top_k(insight_logdir, page, open_
                   f"{max(t['overlay']):>7.1f}{over / off:>7.2f}{on:>9.1f}{max(t['on']):>7.1f}{on / off:>7.2f}")
         print("overlay = the maps over the input layer, all channels; on = overlay + top C/2 by std;"
               " ratio = p50 / off p50")
+        assert not page.console_errors
+    finally:
+        server.stop()
+
+
+# --- One layer of each layout: a cached step, against a 2-D layer (issue 11) ----------------
+
+LAYOUT_STEPS = 12
+# Layer name -> (layout, logged shape). The 2-D baseline stores as many values as the 1-D
+# layer (64 maps of 64 x 64, 64 rows of 4,096); none is downsampled at the default max_size.
+LAYOUTS = {
+    "conv2d": ("NCHW", (1, 64, 64, 64)),
+    "conv1d": ("NCL", (1, 64, 4096)),
+    "linear": ("NF", (1, 4096)),
+    "conv3d": ("NCDHW", (1, 64, 8, 28, 28)),
+    "tokens": ("NTD", (1, 197, 768)),  # a class token and 14 x 14 patches, as ViT-B/16
+}
+# How the tab draws each (layout.js viewKind): the grid's kind and whether it shows a depth slice.
+VIEWS = {"conv2d": ("maps", False), "conv1d": ("rows", False), "linear": ("features", False),
+         "conv3d": ("maps", True), "tokens": ("maps", False)}
+
+
+@pytest.fixture(scope="module")
+def layouts_logdir(tmp_path_factory):
+    """Run "layouts": one generated layer of each layout, LAYOUT_STEPS steps, logged by the writer."""
+    root = tmp_path_factory.mktemp("bench_layouts") / "logs"
+    layout = {name: value for name, (value, _) in LAYOUTS.items()}
+    with SummaryWriter(root / "layouts") as writer:
+        for step in range(LAYOUT_STEPS):
+            generator = torch.Generator().manual_seed(step)
+            outputs = {name: torch.randn(shape, generator=generator).relu() * (1 + step / 4)
+                       for name, (_, shape) in LAYOUTS.items()}
+            log_feature_maps(writer, outputs, step, layout=layout)
+    return root
+
+
+def _burning(load):
+    """Every core busy for the block ("busy"; benchmarks/common.py's burners), or nothing."""
+    if load == "idle":
+        return contextlib.nullcontext()
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import common
+    finally:
+        sys.path.pop(0)
+    return common.busy_cores(seconds=300)
+
+
+@pytest.mark.benchmark
+def test_cached_step_to_paint_per_layout(layouts_logdir, page, open_tab):
+    server = TensorBoardProcess(layouts_logdir)
+    try:
+        server.wait_for(lambda: logged(server) == written(layouts_logdir))
+        frame = ready(page, open_tab, server)
+        rows = []
+        for load in ("idle", "busy"):
+            with _burning(load):
+                for name in LAYOUTS:
+                    choose(frame, "layouts", f"feature_maps/{name}")
+                    frame.wait_for_function("fmApp.fixed !== null && !fmApp.model.inflight.size")
+                    view = frame.evaluate(
+                        "(() => { const c = fmApp.current, g = document.querySelector('#fm-grid');"
+                        " return {kind: c.kind, slice: c.slice, stored: [c.maps.c, c.maps.h, c.maps.w],"
+                        " canvas: [g.width, g.height]}; })()")
+                    assert (view["kind"], view["slice"] is not None) == VIEWS[name], (name, view)
+                    assert frame.evaluate("fmApp.steps.length") == LAYOUT_STEPS
+                    rows.append((load, name, view, cached_paint_ms(frame)))
+        print(f"\ncached step -> painted grid, ms (Debian chromium headless, software canvas);"
+              f" {LAYOUT_STEPS} steps, each painted 3 times; ratio = p50 / conv2d p50 (same load)")
+        print(f"{'load':<6}{'layer':<8}{'layout':<7}{'shown C×H×W':>14}{'view':>10}{'canvas px':>12}"
+              f"{'p50':>7}{'worst':>8}{'ratio':>7}  16 ms")
+        for load, name, view, times in rows:
+            base = next(statistics.median(t) for l, n, _, t in rows if l == load and n == "conv2d")
+            p50 = statistics.median(times)
+            print(f"{load:<6}{name:<8}{LAYOUTS[name][0]:<7}{'×'.join(map(str, view['stored'])):>14}"
+                  f"{view['kind']:>10}{'×'.join(map(str, view['canvas'])):>12}{p50:>7.1f}"
+                  f"{max(times):>8.1f}{p50 / base:>7.2f}  {'met' if p50 <= 16 else 'MISSED'}")
+        print("shown = the maps one paint draws (a 3-D layer: one depth slice of C×D·H×W);"
+              " busy = one spinning process per core")
+        assert len(rows) == 2 * len(LAYOUTS)
         assert not page.console_errors
     finally:
         server.stop()
