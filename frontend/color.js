@@ -166,6 +166,16 @@ export function codeColors(mapLo, mapHi, lo, hi, lut, nonfinite, flat) {
   return out;
 }
 
+/** The colours codeColors gives `codes`, computed code by code (for maps under 256 pixels). */
+export function codeValueColors(codes, mapLo, mapHi, lo, hi, lut, nonfinite, flat, out) {
+  const usable = hi > lo && Number.isFinite(hi - lo);
+  const scale = usable ? 255 / (hi - lo) : 0;
+  for (let i = 0; i < codes.length; i++) {
+    out[i] = colorOf(dequantise(codes[i], mapLo, mapHi), lo, scale, usable, lut, nonfinite, flat);
+  }
+  return out;
+}
+
 /** Colours of one map from uint8 codes and a table from codeColors. */
 export function colorCodes(codes, table, out) {
   for (let i = 0; i < codes.length; i++) out[i] = table[codes[i]];
@@ -262,6 +272,11 @@ export class Coloring {
     if (!codes) return paint(maps.floats(sample, channel));
     const mapLo = maps.min(sample, channel);
     const mapHi = maps.max(sample, channel);
+    // A map of fewer pixels than codes (a linear layer's 1 x 1 features) is coloured value
+    // by value: its 256-entry table would cost more than the map.
+    if (codes.length < 256) {
+      return codeValueColors(codes, mapLo, mapHi, lo, hi, rgba, NONFINITE_RGBA, flat, out);
+    }
     return colorCodes(codes, codeColors(mapLo, mapHi, lo, hi, rgba, NONFINITE_RGBA, flat), out);
   }
 

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import test from 'node:test';
 
 import {
-  DIFFERENCE_COLORMAP, channelRanges, codeColors, colorBarLabels, colorCodes, colorValues, difference,
+  DIFFERENCE_COLORMAP, channelRanges, codeColors, codeValueColors, colorBarLabels, colorCodes,
+  colorValues, difference,
   differenceRanges, flatIndex, spanOf, symmetric, unionRanges,
 } from '../color.js';
 import { lutRGBA } from '../luts.js';
@@ -95,6 +96,11 @@ test('uint8 codes get the colour of the value numpy decodes them to', async () =
   // the constant map, on its own (empty) range: white, as the export draws it
   const flat = codeColors(maps.min(0, 1), maps.max(0, 1), 2.5, 2.5, lut, 7, flatIndex('diverging'));
   assert.deepEqual([...new Set(colorCodes(maps.codesOf(0, 1), flat, new Uint32Array(24)))], [lut[128]]);
+  // code by code (small maps, a linear layer's 1 x 1 features): the same colours
+  const direct = (m, l, h) => [...codeValueColors(maps.codesOf(0, m), maps.min(0, m), maps.max(0, m),
+    l, h, lut, 7, flatIndex('diverging'), new Uint32Array(maps.codesOf(0, m).length))];
+  assert.deepEqual(direct(0, lo, hi), [...expected]);
+  assert.deepEqual([...new Set(direct(1, 2.5, 2.5))], [lut[128]]);
 });
 
 test('colour-bar labels say the scale and who shares it', () => {
