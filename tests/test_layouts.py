@@ -2,8 +2,10 @@
 layouts from the modules, log_feature_maps uses them with no `layout=`, and layers are
 listed in logging order by the plugin, `read` and `tb-featmap ls`."""
 
+import gc
 import json
 import math
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +84,8 @@ def test_recorder_infers_each_layout_from_its_module():
     # Inside a batch-first encoder, a LayerNorm's and a dropout's rank-3 outputs are tokens.
     assert out.layouts["encoder.layers.0.norm1"] == "NTD"
     assert out.layouts["attn"] == "NTD"
-    assert "norm" not in out.layouts  # a LayerNorm outside one: the rank rules decide
+    # A LayerNorm outside one has no rule: it takes the layout of the tokens it was given.
+    assert out.layouts["norm"] == "NTD"
     vit = record(small_vit(), "**", torch.randn(1, 3, 32, 32))
     assert vit.layouts["encoder"] == "NTD"
     assert vit.layouts["encoder.layers.encoder_layer_0"] == "NTD"
@@ -101,6 +104,86 @@ def test_sequence_first_transformers_are_not_tokens(tmp_path):
     with SummaryWriter(str(tmp_path)) as writer:
         with pytest.raises(ValueError, match="rank 3 is ambiguous"):
             log_feature_maps(writer, out, 0)
+
+
+class Swish(nn.Module):
+    """A custom block with no layout rule: x * sigmoid(x), a new tensor of the same shape."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+def test_activations_take_the_layout_of_what_they_were_given(tmp_path):
+    """Only the activations of a 1-D net are recorded: the convs before them are watched
+    anyway, and each activation's rank-3 output is NCL, so no `layout=` is needed."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv1d(2, 6, 5), nn.ReLU(), nn.Conv1d(6, 4, 3), nn.GELU(), nn.Dropout(0.1),
+        nn.Identity(), Swish(), nn.Flatten(), nn.ReLU(),
+    )
+    out = record(net, ["1", "3", "4", "5", "6", "7", "8"], torch.randn(1, 2, 40))
+    assert out.layouts == {"1": "NCL", "3": "NCL", "4": "NCL", "5": "NCL", "6": "NCL"}
+    # Flatten changes the rank: it does not inherit, nor does the ReLU after it; rank rules.
+    with SummaryWriter(str(tmp_path)) as writer:
+        shapes = log_feature_maps(writer, out, 0)
+    assert shapes["feature_maps/6"] == (1, 4, 1, 34)  # NCL: 4 channels of 34
+    assert shapes["feature_maps/8"] == (1, 136, 1, 1)  # NF by rank
+    stored = {i.layer: i.header["layout"] for i in FeatureMapReader(str(tmp_path)).layers()}
+    assert stored == {"1": "NCL", "3": "NCL", "4": "NCL", "5": "NCL", "6": "NCL", "7": "NF",
+                      "8": "NF"}
+
+
+def test_inplace_relu_chains_and_containers(tmp_path):
+    torch.manual_seed(0)
+    inplace = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(inplace=True))
+    assert record(inplace, "1", torch.randn(1, 2, 9)).layouts == {"1": "NCL"}
+    # Conv1d -> BatchNorm1d -> ReLU -> Dropout, only the last recorded; the ReLU makes a new
+    # tensor, so the chain passes through a module nobody selected.
+    chain = nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.5))
+    freed = []
+    chain[0].register_forward_hook(lambda m, i, o: freed.append(weakref.ref(o)))
+    assert record(chain, "3", torch.randn(1, 2, 9)).layouts == {"3": "NCL"}
+    gc.collect()
+    assert freed and freed[0]() is None  # the recorder kept no activation alive
+    # A container ending in a Conv1d returns the conv's output, and so has its layout,
+    # although what it was given (the input) is unknown.
+    nested = nn.Sequential(nn.Sequential(nn.ReLU(), nn.Conv1d(2, 4, 3)), nn.Tanh())
+    assert record(nested, ["0", "1"], torch.randn(1, 2, 9)).layouts == {"0": "NCL", "1": "NCL"}
+    # 3-D: Conv3d -> BatchNorm3d -> ReLU -> a custom block, NCDHW all along.
+    volume = nn.Sequential(nn.Conv3d(1, 2, 3), nn.BatchNorm3d(2), nn.ReLU(), Swish())
+    assert record(volume, ["2", "3"], torch.randn(1, 1, 4, 6, 6)).layouts == {
+        "2": "NCDHW", "3": "NCDHW"
+    }
+    # Tokens: a LayerNorm after a token Linear outside any transformer.
+    tokens = nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.GELU())
+    assert record(tokens, "2", torch.randn(1, 5, 3)).layouts == {"2": "NTD"}
+    # Explicit layout= still wins over what the recorder inherited.
+    with SummaryWriter(str(tmp_path)) as writer:
+        out = record(chain, "3", torch.randn(1, 2, 9))
+        assert log_feature_maps(writer, out, 0, layout="CHW") == {"feature_maps/3": (1, 1, 4, 7)}
+
+
+class Fresh(nn.Module):
+    """A conv whose output stays alive, then an activation of an unrelated new tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 3)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        kept = self.conv(x)
+        return kept, self.act(torch.randn(1, 7, 5))
+
+
+def test_a_tensor_at_a_known_address_is_not_taken_for_the_known_one(monkeypatch):
+    """Every tensor is made to share one id, as a freed tensor's id may be reused: only the
+    very tensor a module returned carries its layout."""
+    from tb_featmap import recorder
+
+    monkeypatch.setattr(recorder, "id", lambda _: 0, raising=False)
+    out = record(Fresh(), ["conv", "act"], torch.randn(1, 2, 9))
+    assert out.layouts == {"conv": "NCL"}
 
 
 @pytest.fixture(scope="module")
