@@ -3,6 +3,7 @@ layouts from the modules, log_feature_maps uses them with no `layout=`, and laye
 listed in logging order by the plugin, `read` and `tb-featmap ls`."""
 
 import gc
+import io
 import json
 import math
 import weakref
@@ -381,3 +382,83 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
             rows = -(-c // cols)
             want = (cols * (w * scale + 1) - 1, rows * (h * scale + 1) - 1)
             assert (width, height) == want, layer
+
+
+# --- torchvision's ViT-B/16, as the issue names it ---------------------------------------
+
+VIT_B16_LAYERS = [
+    "conv_proj", "encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_11.mlp",
+    "encoder.ln", "heads.head",
+]
+
+
+@pytest.fixture(scope="module")
+def vit_b16(tmp_path_factory):
+    """torchvision's ViT-B/16 (weights=None) at 224 x 224, built once: a few of its layers
+    recorded and logged the README's way, no `layout=`."""
+    root = tmp_path_factory.mktemp("vit_b16")
+    torch.manual_seed(0)
+    model = torchvision.models.vit_b_16(weights=None)
+    out = record(model, VIT_B16_LAYERS, torch.randn(1, 3, 224, 224))
+    with SummaryWriter(str(root / "vit_b16")) as writer:
+        shapes = log_feature_maps(writer, out, 0)
+    return root, out, shapes
+
+
+def test_vit_b16_layouts_are_inferred_and_logged_without_layout(vit_b16):
+    root, out, shapes = vit_b16
+    assert out.layouts == {
+        "encoder.layers.encoder_layer_0": "NTD",
+        "encoder.layers.encoder_layer_11.mlp": "NTD",  # inside the encoder
+        "encoder.ln": "NTD",
+        "heads.head": "NF",
+    }  # conv_proj: rank 4, NCHW by rank
+    assert tuple(out["encoder.layers.encoder_layer_0"].shape) == (1, 197, 768)
+    assert shapes == {
+        "feature_maps/conv_proj": (1, 768, 14, 14),
+        "feature_maps/encoder.layers.encoder_layer_0": (1, 768, 14, 14),  # class token dropped
+        "feature_maps/encoder.layers.encoder_layer_11.mlp": (1, 768, 14, 14),
+        "feature_maps/encoder.ln": (1, 768, 14, 14),
+        "feature_maps/heads.head": (1, 1000, 1, 1),
+    }
+
+
+def test_vit_b16_reads_back_through_tensorboard(vit_b16):
+    """TensorBoard's stack (the plugin's tags and npy routes) gives each of the 768 dims as a
+    14 x 14 map of the patch tokens, row-major, the class token dropped."""
+    root, out, _ = vit_b16
+    client = wsgi_client(root)
+    tags = json.loads(client.get(ROUTE + "tags").get_data())["vit_b16"]
+    assert [tags[t]["layer"] for t in tags] == VIT_B16_LAYERS  # model order
+    tag = "feature_maps/encoder.layers.encoder_layer_0"
+    assert tags[tag]["layout"] == "NTD" and tags[tag]["dropped"]["tokens"] == 1
+    assert tags["feature_maps/heads.head"]["layout"] == "NF"
+    response = client.get(ROUTE + "npy", query_string={"run": "vit_b16", "tag": tag, "step": 0})
+    assert response.status_code == 200
+    values = np.load(io.BytesIO(response.get_data()))
+    truth = out["encoder.layers.encoder_layer_0"][0, 1:].T.reshape(768, 14, 14).numpy()
+    span = truth.max(axis=(1, 2), keepdims=True) - truth.min(axis=(1, 2), keepdims=True)
+    assert values.shape == (1, 768, 14, 14)
+    assert (np.abs(values[0] - truth) <= span / 508 + 1e-5).all()
+
+
+def test_vit_b16_exports_a_patch_grid_png(vit_b16, tmp_path):
+    """`tb-featmap export` draws 768 maps of 14 x 14 on a 28 x 28 grid, 2 pixels a value;
+    each map's gray levels are its tokens' values on the patch grid."""
+    from PIL import Image
+
+    root, out, _ = vit_b16
+    png = tmp_path / "vit.png"
+    args = ["export", str(root), "--layer", "encoder.ln", "-q", "-o", str(png)]
+    assert main(args) == 0
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert render.grid_columns(768) == 28 and image.shape == (28 * 29 - 1, 28 * 29 - 1, 3)
+    tokens = out["encoder.ln"][0].numpy()  # [197, 768], class token first
+    for dim in (0, 29, 767):
+        top, left = (dim // 28) * 29, (dim % 28) * 29
+        cell = image[top:top + 28:2, left:left + 28:2, 0].astype(float)  # one pixel a value
+        patches = tokens[1:, dim].reshape(14, 14)
+        lo, hi = patches.min(), patches.max()
+        # gray per channel: level = (value - lo) * 255 / (hi - lo), stored within span / 508
+        assert np.abs(cell / 255 * (hi - lo) + lo - patches).max() <= (hi - lo) * (
+            1 / 508 + 1 / 510) + 1e-6, dim
