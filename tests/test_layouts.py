@@ -362,7 +362,7 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
     cases = {
         ("vit", "encoder.layers.encoder_layer_0"): "maps",  # 32 dims on a 4 x 4 patch grid
         ("vit", "heads.head"): "features",
-        ("r3d", "layer1.0.conv1.0"): "maps",  # slices stacked, as stored
+        ("r3d", "layer1.0.conv1.0"): "volume",  # each channel's 4 slices side by side
         ("audio", "up"): "rows",
         ("alexnet", "classifier.1"): "features",  # a Dropout on rank 2: NF by rank
     }
@@ -374,6 +374,10 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
         width, height = Image.open(out).size
         if kind == "rows":
             assert (width, height) == (w, c * render.row_height(c) + c - 1)
+        elif kind == "volume":  # 64 channels of 4 slices of 16 x 16 on an 8 x 8 grid
+            slice_h, depth = h // 4, 4
+            cell_w = depth * w + (depth - 1) * render.SLICE_GAP
+            assert (width, height) == (8 * (cell_w + 1) - 1, 8 * (slice_h + 1) - 1)
         else:
             scale = max(1, -(-16 // max(h, w)))
             if kind == "features":
