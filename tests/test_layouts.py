@@ -6,6 +6,7 @@ import gc
 import io
 import json
 import math
+import warnings
 import weakref
 from pathlib import Path
 
@@ -162,6 +163,18 @@ def test_inplace_relu_chains_and_containers(tmp_path):
     with SummaryWriter(str(tmp_path)) as writer:
         out = record(chain, "3", torch.randn(1, 2, 9))
         assert log_feature_maps(writer, out, 0, layout="CHW") == {"feature_maps/3": (1, 1, 4, 7)}
+
+
+def test_a_scripted_submodule_is_left_unwatched():
+    """Scripted modules take no hooks: the recorder watches the others and still works."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated
+        scripted = torch.jit.script(nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU()))
+    net = nn.Sequential(nn.Conv1d(2, 2, 1), scripted, nn.Tanh(), nn.Conv1d(4, 4, 1), nn.GELU())
+    out = record(net, ["2", "4"], torch.randn(1, 2, 9))
+    # What the scripted part returns is unknown, so the Tanh after it is too; the GELU after
+    # the last Conv1d is NCL.
+    assert out.layouts == {"4": "NCL"}
 
 
 class Fresh(nn.Module):
