@@ -36,10 +36,10 @@ _CHANNELS_3D = (
     nn.AvgPool3d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d,
 )
 # torchvision's batch-first ViT blocks, named so that torchvision need not be imported.
-_PRUNE_AT = 4096  # entries of the known layouts before the dead ones are dropped
 _TORCHVISION_TOKENS = {
     ("torchvision.models.vision_transformer", n) for n in ("Encoder", "EncoderBlock")
 }
+_PRUNE_AT = 4096  # entries of the known layouts before the dead ones are dropped
 
 
 def _is_token_module(module: nn.Module) -> bool:
@@ -217,8 +217,8 @@ class FeatureMapRecorder:
         # Every module is watched, selected or not, so that a layout can be passed along a
         # chain (Conv1d -> BatchNorm1d -> ReLU -> Dropout) whose links the user did not pick.
         # Scripted modules take no hooks; they and what they return stay unknown.
-        self._rules = {
-            name: _rule(m, in_tokens=any(name.startswith(t + ".") for t in token_names))
+        self._watched = {
+            name: (m, _rule(m, in_tokens=any(name.startswith(t + ".") for t in token_names)))
             for name, m in modules.items()
             if not isinstance(m, torch.jit.ScriptModule) or name in self._modules
         }
@@ -240,13 +240,12 @@ class FeatureMapRecorder:
         self.outputs = LayerOutputs()
         self._calls = None
         self._known = {}
-        modules = dict(self._model.named_modules())
         try:
             self._handles.append(self._model.register_forward_pre_hook(self._start_pass))
             self._handles.append(self._model.register_forward_hook(self._end_pass))
-            for name, rule in self._rules.items():
+            for name, (module, rule) in self._watched.items():
                 hook = self._hook(name, rule, record=name in self._modules)
-                self._handles.append(modules[name].register_forward_hook(hook))
+                self._handles.append(module.register_forward_hook(hook))
             if self._eval_mode:
                 self._modes = {module: module.training for module in self._model.modules()}
                 self._model.eval()
