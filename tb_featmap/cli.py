@@ -5,6 +5,7 @@
     tb-featmap ls LOGDIR [--json]
     tb-featmap export LOGDIR [--run R] [--layer L] [--step S | --steps all|A:B] -o OUT.png|OUT.gif
                       [--colormap gray] [--norm channel|layer|fixed] [--sample 0] [--scale K] [--duration MS]
+                      [--depth D]
     tb-featmap export LOGDIR [--run R] [--layer L] --timeline [--stat std] -o STRIP.png
 
 Reads through ``tb_featmap.reader`` and draws with ``tb_featmap.render``, the same colours and
@@ -87,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
                              "fixed: one range over all steps (default: channel, layer for "
                              "linear layers)")
     export.add_argument("--sample", type=int, default=0, help="batch sample to draw (default 0)")
+    export.add_argument("--depth", type=int, metavar="D",
+                        help="3-D layers: draw only depth slice D (default: each channel's "
+                             "slices side by side)")
     export.add_argument("--scale", type=int,
                         help=f"pixels per map value (default: maps at least {_MIN_CELL} px)")
     export.add_argument("--duration", type=int, default=200, help="GIF ms per frame (default 200)")
@@ -164,6 +168,11 @@ def _export(args) -> int:
         )
     if args.top is not None and args.top < 1:
         raise _UsageError(f"--top must be a positive integer, got {args.top}")
+    if args.depth is not None:
+        try:
+            render.check_depth(info.header, args.depth)
+        except ValueError as e:
+            raise _UsageError(f"--{e} (layer {_name(info.layer)})") from None
     if not 0.0 <= args.alpha <= 1.0:
         raise _UsageError(f"--alpha must be in 0..1, got {args.alpha}")
     under = _pick_layer(reader, info.run, args.overlay) if args.overlay else None
@@ -178,7 +187,8 @@ def _export(args) -> int:
     for record in reader.records(info.run, info.tag, step=steps):
         if args.sample >= record.values.shape[0]:
             continue  # a step that stored fewer samples than the newest
-        scale = args.scale or max(1, -(-_MIN_CELL // max(record.values.shape[2:])))
+        height = record.values.shape[2] // render.depth_of(record.header)  # of a slice
+        scale = args.scale or max(1, -(-_MIN_CELL // max(height, record.values.shape[3])))
         try:
             previous = _before(reader, info, record.step) if args.by == "change" else None
             picked = render.pick_channels(record, channels=args.channels, top=args.top, by=args.by,
@@ -186,7 +196,7 @@ def _export(args) -> int:
             frames.append(render.render_record(
                 record, sample=args.sample, colormap=args.colormap, norm=args.norm,
                 fixed=fixed, scale=scale, channels=picked, alpha=args.alpha,
-                background=under and _nearest(reader, under, record.step),
+                background=under and _nearest(reader, under, record.step), depth=args.depth,
             ))
         except ValueError as e:
             raise _UsageError(str(e)) from None
@@ -247,6 +257,8 @@ def _export_timeline(args) -> int:
         raise _UsageError(f"--timeline writes a PNG; give a .png output, not {args.output!r}")
     if args.step is not None or args.steps is not None:
         raise _UsageError("--timeline draws every kept step; drop --step/--steps")
+    if args.depth is not None:
+        raise _UsageError("--timeline draws statistics of whole channels; drop --depth")
     if args.sample < 0:
         raise _UsageError(f"--sample must be non-negative, got {args.sample}")
     image_module = _output_checked(args)

@@ -5,6 +5,7 @@ import fnmatch
 import functools
 import re
 import warnings
+import weakref
 from typing import Dict, Iterable, List, Optional, Union
 
 import torch
@@ -38,6 +39,7 @@ _CHANNELS_3D = (
 _TORCHVISION_TOKENS = {
     ("torchvision.models.vision_transformer", n) for n in ("Encoder", "EncoderBlock")
 }
+_PRUNE_AT = 4096  # entries of the known layouts before the dead ones are dropped
 
 
 def _is_token_module(module: nn.Module) -> bool:
@@ -58,20 +60,40 @@ def _is_token_module(module: nn.Module) -> bool:
     return False
 
 
-def infer_layout(module: nn.Module, rank: int, *, in_tokens: bool = False) -> Optional[str]:
-    """The layout of a rank-``rank`` output of ``module``, or None to use the rank rules.
+def _rule(module: nn.Module, *, in_tokens: bool = False) -> Dict[int, str]:
+    """The layout of each rank of output that ``module``'s type decides; empty for no rule.
 
     ``in_tokens``: ``module`` sits inside a batch-first token module (a ViT encoder), so its
     rank-3 outputs (LayerNorm, MLP, dropout) are tokens too.
     """
     if isinstance(module, _CHANNELS_1D):
-        return "NCL" if rank == 3 else None
+        return {3: "NCL"}
     if isinstance(module, _CHANNELS_3D):
-        return "NCDHW" if rank == 5 else None
+        return {5: "NCDHW"}
     if isinstance(module, nn.Linear):
-        return {2: "NF", 3: "NTD"}.get(rank)
-    if rank == 3 and (in_tokens or _is_token_module(module)):
-        return "NTD"
+        return {2: "NF", 3: "NTD"}
+    if in_tokens or _is_token_module(module):
+        return {3: "NTD"}
+    return {}
+
+
+def infer_layout(module: nn.Module, rank: int, *, in_tokens: bool = False) -> Optional[str]:
+    """The layout of a rank-``rank`` output of ``module`` by its type alone, or None (then
+    the recorder tries the tensors it was given, and ``log_feature_maps`` the rank rules).
+
+    ``in_tokens``: ``module`` sits inside a batch-first token module (a ViT encoder), so its
+    rank-3 outputs (LayerNorm, MLP, dropout) are tokens too.
+    """
+    return _rule(module, in_tokens=in_tokens).get(rank)
+
+
+def _first_tensor(value) -> Optional[torch.Tensor]:
+    """``value`` if a tensor, else the first item of a tuple or list when that is a tensor
+    (``nn.MultiheadAttention`` returns ``(output, weights)``, a hook's inputs are a tuple)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
     return None
 
 
@@ -119,8 +141,19 @@ class FeatureMapRecorder:
     and ``NTD`` (tokens) on a rank-3 one; batch-first transformer layers
     (``nn.TransformerEncoderLayer``/``DecoderLayer``/``Encoder``/``Decoder``, ``nn.Transformer``,
     ``nn.MultiheadAttention`` with ``batch_first=True``, torchvision's ViT ``Encoder`` and
-    ``EncoderBlock``) and every module inside one give ``NTD`` on rank-3 outputs. Any other
-    output has no entry and ``log_feature_maps`` applies its rank rules.
+    ``EncoderBlock``) and every module inside one give ``NTD`` on rank-3 outputs.
+
+    A module with no such rule (``ReLU``, ``GELU``, ``Dropout``, ``Identity``, a custom
+    block, a container) takes the layout of what it returns when that is already known (an
+    in-place ``ReLU(inplace=True)`` returns its input; an ``nn.Sequential`` ending in a
+    ``Conv1d`` returns the conv's output), else that of its first argument when the output
+    has the same rank: ``Conv1d -> BatchNorm1d -> ReLU -> Dropout`` is ``NCL`` all along,
+    while a ``Flatten`` after it (rank 2) is not. To pass layouts along, the recorder
+    watches every module during a forward pass, selected or not, and remembers the layout
+    of each tensor a module returned until the pass ends (by a weak reference: a freed
+    tensor is never confused with a new one at its address). Any output still unknown has
+    no entry and ``log_feature_maps`` applies its rank rules; its ``layout=`` argument wins
+    over ``outputs.layouts``.
 
     Attributes:
         outputs: A ``LayerOutputs`` dict from layer name to its last output tensor, in model
@@ -181,25 +214,38 @@ class FeatureMapRecorder:
         self._modules = {name: m for name, m in modules.items() if name in selected}
         self.layers: List[str] = list(self._modules)
         token_names = [name for name, m in modules.items() if _is_token_module(m)]
-        self._in_tokens = {
-            name: any(name.startswith(t + ".") for t in token_names) for name in self._modules
+        # Every module is watched, selected or not, so that a layout can be passed along a
+        # chain (Conv1d -> BatchNorm1d -> ReLU -> Dropout) whose links the user did not pick.
+        # Scripted modules take no hooks; they and what they return stay unknown.
+        self._watched = {
+            name: (m, _rule(m, in_tokens=any(name.startswith(t + ".") for t in token_names)))
+            for name, m in modules.items()
+            if not isinstance(m, torch.jit.ScriptModule) or name in self._modules
         }
         self.outputs: LayerOutputs = LayerOutputs()
         self._handles = []
         self._modes: Dict[nn.Module, bool] = {}
         self._calls: Optional[Dict[str, int]] = None  # per forward pass of the model
         self._warned_reuse = set()
+        # The layouts of the tensors that modules returned in this forward pass: id(tensor)
+        # -> (weak reference to the tensor, layout). The reference is checked, so that the
+        # id of a freed tensor, which Python may give to a new one, never answers; being weak,
+        # it keeps no activation alive. Emptied when a pass of the model starts and ends.
+        self._known: Dict[int, tuple] = {}
+        self._prune_at = _PRUNE_AT
 
     def __enter__(self) -> "FeatureMapRecorder":
         if self._handles:
             raise RuntimeError("FeatureMapRecorder is already active")
         self.outputs = LayerOutputs()
         self._calls = None
+        self._known = {}
         try:
             self._handles.append(self._model.register_forward_pre_hook(self._start_pass))
             self._handles.append(self._model.register_forward_hook(self._end_pass))
-            for name, module in self._modules.items():
-                self._handles.append(module.register_forward_hook(self._hook(name)))
+            for name, (module, rule) in self._watched.items():
+                hook = self._hook(name, rule, record=name in self._modules)
+                self._handles.append(module.register_forward_hook(hook))
             if self._eval_mode:
                 self._modes = {module: module.training for module in self._model.modules()}
                 self._model.eval()
@@ -216,6 +262,7 @@ class FeatureMapRecorder:
         back its ``training`` flag. Safe to call more than once."""
         while self._handles:
             self._handles.pop().remove()
+        self._known = {}
         # Set the flags one by one: model.train(flag) would give every module the same one.
         for module, training in self._modes.items():
             module.training = training
@@ -223,11 +270,44 @@ class FeatureMapRecorder:
 
     def _start_pass(self, module, inputs) -> None:
         self._calls = {}
+        self._known = {}
 
     def _end_pass(self, module, inputs, output) -> None:
         self._calls = None
+        self._known = {}
 
-    def _hook(self, name: str):
+    def _known_layout(self, tensor: torch.Tensor) -> Optional[str]:
+        entry = self._known.get(id(tensor))
+        return entry[1] if entry is not None and entry[0]() is tensor else None
+
+    def _remember(self, tensor: torch.Tensor, layout: str) -> None:
+        known = self._known
+        if len(known) >= self._prune_at:  # submodules called outside a pass of the model
+            known = {k: v for k, v in known.items() if v[0]() is not None}
+            self._known = known
+            self._prune_at = max(_PRUNE_AT, 2 * len(known))
+        known[id(tensor)] = (weakref.ref(tensor), layout)
+
+    def _layout(self, rule: Dict[int, str], inputs, output: torch.Tensor) -> Optional[str]:
+        """The layout of ``output``: by the module's own rule; else the layout it already has
+        (an in-place op returns its input; a container, its last child's output); else that
+        of the first input when the ranks agree (ReLU, Dropout, a custom block)."""
+        layout = rule.get(output.ndim) or self._known_layout(output)
+        if layout is None:
+            first = _first_tensor(inputs)
+            if first is not None and first.ndim == output.ndim:
+                layout = self._known_layout(first)
+        if layout is not None:
+            self._remember(output, layout)
+        return layout
+
+    def _hook(self, name: str, rule: Dict[int, str], *, record: bool):
+        def watch(module, inputs, output):
+            if self._known or rule:  # else nothing can be known yet: return at once
+                output = _first_tensor(output)
+                if output is not None:
+                    self._layout(rule, inputs, output)
+
         def hook(module, inputs, output):
             if self._calls is not None:  # inside a forward pass of the whole model
                 self._calls[name] = self._calls.get(name, 0) + 1
@@ -240,12 +320,11 @@ class FeatureMapRecorder:
                         RuntimeWarning,
                         stacklevel=2,
                     )
-            if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-                output = output[0]  # e.g. nn.MultiheadAttention returns (output, weights)
-            if isinstance(output, torch.Tensor):
+            output = _first_tensor(output)
+            if output is not None:
                 # Insert in model order even when modules run in another order.
                 self.outputs[name] = output.detach().clone()
-                layout = infer_layout(module, output.ndim, in_tokens=self._in_tokens[name])
+                layout = self._layout(rule, inputs, output)
                 layouts = dict(self.outputs.layouts)
                 if layout is None:
                     layouts.pop(name, None)
@@ -256,7 +335,7 @@ class FeatureMapRecorder:
                     layouts=layouts,
                 )
 
-        return hook
+        return hook if record else watch
 
 
 def _select(modules: Iterable[str], pattern: str) -> List[str]:

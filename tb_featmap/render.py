@@ -45,6 +45,12 @@ row-major order, a 1-pixel gap of ``GAP_RGB`` between cells, and each map value 
 - ``"features"`` (``NF``, linear layers): the near-square grid, cells at least 4 pixels;
   ``render_record`` normalises them over the layer unless told otherwise (per channel, a
   1 x 1 map is flat).
+
+A 3-D layer (``NCDHW``, stored as each channel's ``D`` depth slices stacked vertically;
+``depth_of``) is drawn as the grid of its channels, each cell the channel's ``D`` slices side
+by side, ``SLICE_GAP`` pixels of ``GAP_RGB`` between two slices (as the tab's enlarged 3-D
+channel); ``render_record(depth=d)`` draws slice ``d`` alone instead (as the tab's depth
+control). Either way a channel's range is that of its whole volume.
 """
 
 import functools
@@ -64,6 +70,9 @@ __all__ = [
     "grid_columns",
     "view_kind",
     "row_height",
+    "depth_of",
+    "check_depth",
+    "SLICE_GAP",
     "VIEW_KINDS",
     "value_ranges",
     "difference_ranges",
@@ -167,6 +176,50 @@ def row_height(count: int) -> int:
     """Pixels of one row of a 1-D layer of ``count`` channels, 1-pixel gaps between rows:
     at least ``ROW_MIN_HEIGHT``, and the rows together at least ``ROWS_MIN_HEIGHT``."""
     return max(ROW_MIN_HEIGHT, -(-(ROWS_MIN_HEIGHT - max(0, count - 1)) // max(1, count)))
+
+
+SLICE_GAP = 3  # pixels between two depth slices of a 3-D channel
+
+
+def depth_of(header) -> int:
+    """How many depth slices each stored map of a layer holds: ``D`` of a 3-D layer
+    (``layout`` ``"NCDHW"``, ``shape`` ``[N, C, D, H, W]``, its slices stacked in the stored
+    height), else 1. The rule of ``frontend/volume.js``'s ``depthOf``.
+
+    Args:
+        header: A step header (``FeatureMapRecord.header`` or ``LayerInfo.header``).
+    """
+    header = header or {}
+    shape, stored = header.get("shape"), header.get("stored")
+    if header.get("layout") != "NCDHW" or not isinstance(shape, list) or len(shape) != 5:
+        return 1
+    depth = shape[2]
+    ok = isinstance(depth, int) and depth > 1 and isinstance(stored, list) and len(stored) == 4
+    return depth if ok and isinstance(stored[2], int) and stored[2] % depth == 0 else 1
+
+
+def check_depth(header, depth: int) -> int:
+    """``depth`` if it names a depth slice of the layer whose header this is.
+
+    Raises:
+        TypeError: If ``depth`` is not an int.
+        ValueError: If the layer is not 3-D (``NCDHW``) or has no slice ``depth``; the
+            message names the slices there are.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
+        raise TypeError(f"depth must be an int, got {type(depth).__name__}")
+    layout = (header or {}).get("layout")
+    if layout != "NCDHW":
+        raise ValueError(
+            f"depth {depth} picks a depth slice of a 3-D layer (NCDHW); this layer is "
+            f"{layout or 'of unknown layout'}"
+        )
+    count = depth_of(header)
+    if not 0 <= depth < count:
+        raise ValueError(
+            f"depth {depth} is out of range: this layer has {count} depth slices, 0..{count - 1}"
+        )
+    return int(depth)
 
 
 def value_ranges(
@@ -308,6 +361,7 @@ def render_maps(
     background: Optional[np.ndarray] = None,
     alpha: float = 0.6,
     kind: str = "maps",
+    depth: int = 1,
 ) -> np.ndarray:
     """Colour ``C`` maps with their ranges and lay them out as a grid.
 
@@ -321,16 +375,22 @@ def render_maps(
             every map: each map is then stretched to ``Hb x Wb`` and blended over it.
         alpha: The maps' opacity over ``background``, 0..1. Default 0.6.
         kind: One of ``VIEW_KINDS`` (see the module's docstring). Default ``"maps"``.
+        depth: The depth slices stacked in each map (a 3-D layer, ``depth_of``): each cell
+            then shows a map's ``depth`` slices of ``H / depth`` rows side by side,
+            ``SLICE_GAP`` pixels of ``GAP_RGB`` between two (a background goes under each
+            slice). Default 1.
 
     Returns:
         A ``uint8`` RGB image ``[rows * H * scale + rows - 1, cols * W * scale + cols - 1, 3]``
         for ``"maps"`` (with ``Hb, Wb`` for ``H, W`` over a background); for ``"rows"`` one
         column of rows ``row_height(C)`` high; for ``"features"`` cells of ``max(scale, 4)``
-        pixels.
+        pixels. With ``depth`` ``D``, a cell is ``H / D * scale`` high and
+        ``D * W * scale + (D - 1) * SLICE_GAP`` wide.
 
     Raises:
-        TypeError: If ``scale`` is not an int.
-        ValueError: On mismatched shapes, an unknown colormap or ``scale`` < 1.
+        TypeError: If ``scale`` or ``depth`` is not an int.
+        ValueError: On mismatched shapes, an unknown colormap, ``scale`` < 1, or ``depth``
+            < 1 or not dividing ``H``.
     """
     _check_choice("colormap", colormap, COLORMAPS)
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
@@ -347,9 +407,15 @@ def render_maps(
         raise ValueError(f"lo and hi must have shape [{c}], got {lo.shape} and {hi.shape}")
 
     _check_choice("kind", kind, VIEW_KINDS)
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
+        raise TypeError(f"depth must be a positive int, got {type(depth).__name__}")
+    if depth < 1 or h % depth:
+        raise ValueError(f"depth must be a positive int that divides the maps' height {h}, got {depth}")
     index, finite = color_indices(maps, lo, hi, colormap=colormap)
     tiles = _lut(colormap)[index]  # [C, H, W, 3]
     tiles[~finite] = NONFINITE_RGB
+    h //= depth
+    tiles = tiles.reshape(c * depth, h, w, 3)  # each depth slice a tile of its own
     if background is not None:
         background = np.asarray(background)
         if background.ndim != 3 or background.shape[2] != 3 or background.dtype != np.uint8:
@@ -365,6 +431,14 @@ def render_maps(
         rise = run = max(scale, ROW_MIN_HEIGHT)
     if rise > 1 or run > 1:
         tiles = tiles.repeat(rise, axis=1).repeat(run, axis=2)
+
+    if depth > 1:  # a channel's slices side by side, SLICE_GAP apart
+        th, tw = tiles.shape[1:3]
+        cells = np.empty((c, th, depth * (tw + SLICE_GAP) - SLICE_GAP, 3), dtype=np.uint8)
+        cells[:] = GAP_RGB
+        for d in range(depth):
+            cells[:, :, d * (tw + SLICE_GAP):d * (tw + SLICE_GAP) + tw] = tiles[d::depth]
+        tiles = cells
 
     columns = 1 if kind == "rows" else grid_columns(c)
     rows = -(-c // columns)
@@ -422,6 +496,7 @@ def render_record(
     channels: Optional[Sequence[int]] = None,
     background=None,
     alpha: float = 0.6,
+    depth: Optional[int] = None,
 ) -> np.ndarray:
     """Draw one step of one layer as the tab does.
 
@@ -441,14 +516,19 @@ def render_record(
         background: A record of 1 or 3 channels read with its values (the input, logged as
             a layer) of the maps' aspect, drawn under every map (``background_rgb``).
         alpha: The maps' opacity over ``background``, 0..1. Default 0.6.
+        depth: For a 3-D layer (``NCDHW``), draw only this depth slice, ``0..D - 1``, as the
+            tab's depth control does (a difference is then that slice's). Default ``None``:
+            every slice of each channel side by side (``render_maps``'s ``depth``).
 
     Returns:
         A ``uint8`` RGB image ``[height, width, 3]``, see ``render_maps``; drawn as the
         layer's ``view_kind`` says.
 
     Raises:
+        TypeError: If ``depth`` is not an int.
         ValueError: If the record (or ``previous``) has no values, ``sample`` is not stored,
-            the two steps differ in shape, or an option is invalid.
+            the two steps differ in shape, ``depth`` is given for a layer that is not 3-D or
+            is out of range (``check_depth``), or an option is invalid.
 
     Examples::
 
@@ -461,17 +541,28 @@ def render_record(
     if getattr(record, "values", None) is None:
         raise ValueError("record has no values: read it with values=True")
     _check_sample(sample, record.values.shape[0])
-    layout = (getattr(record, "header", None) or {}).get("layout")
-    kind = view_kind(layout, *record.values.shape[2:4])
+    header = getattr(record, "header", None) or {}
+    layout = header.get("layout")
+    slices = depth_of(header)
+    now = record.values[sample]
+    if depth is not None:
+        d = check_depth(header, depth)
+        height = now.shape[1] // slices
+        now, slices = now[:, d * height:(d + 1) * height], 1
+    kind = view_kind(layout, *record.values.shape[2:4])  # as the tab: by the stored maps
     if norm is None:
         norm = "layer" if kind == "features" else "channel"
     if previous is not None:
         if getattr(previous, "values", None) is None:
             raise ValueError("previous has no values: read it with values=True")
         _check_sample(sample, previous.values.shape[0])
-        now, before = record.values[sample], previous.values[sample]
-        if now.shape != before.shape:
-            raise ValueError(f"previous has maps of shape {before.shape}, this step {now.shape}")
+        before = previous.values[sample]
+        if before.shape != record.values[sample].shape:
+            raise ValueError(
+                f"previous has maps of shape {before.shape}, this step {record.values[sample].shape}"
+            )
+        if depth is not None:
+            before = before[:, d * height:(d + 1) * height]
         diff = now.astype(np.float32) - before.astype(np.float32)
         lo, hi = difference_ranges(diff, norm=norm)
         maps, colormap = diff, "diverging"
@@ -480,16 +571,17 @@ def render_record(
             record.stats["min"][sample], record.stats["max"][sample],
             norm=norm, colormap=colormap, fixed=fixed,
         )
-        maps = record.values[sample]
+        maps = now
     under = None
     if background is not None:
         if getattr(background, "values", None) is None:
             raise ValueError("background has no values: read it with values=True")
         values = background.values[min(sample, background.values.shape[0] - 1)]
         bh, bw = values.shape[1:]
-        if bh * maps.shape[2] != bw * maps.shape[1]:
+        mh, mw = maps.shape[1] // slices, maps.shape[2]
+        if bh * mw != bw * mh:
             raise ValueError(
-                f"background of {bh}x{bw} does not have the aspect of the maps ({maps.shape[1]}x{maps.shape[2]})"
+                f"background of {bh}x{bw} does not have the aspect of the maps ({mh}x{mw})"
             )
         under = background_rgb(values)
     if channels is not None:
@@ -498,7 +590,8 @@ def render_record(
             raise ValueError(f"channels must be in 0..{maps.shape[0] - 1}, got {picked}")
         maps, lo, hi = maps[picked], lo[picked], hi[picked]
     return render_maps(
-        maps, lo, hi, colormap=colormap, scale=scale, background=under, alpha=alpha, kind=kind
+        maps, lo, hi, colormap=colormap, scale=scale, background=under, alpha=alpha, kind=kind,
+        depth=slices,
     )
 
 

@@ -351,3 +351,111 @@ def test_value_ranges():
     assert diverging[0][:2].tolist() == [-1.0, -3.0] and diverging[1][:2].tolist() == [1.0, 3.0]
     fixed = render.value_ranges(lo, hi, norm="fixed", fixed=(-2, 5), colormap="diverging")
     assert fixed[0].tolist() == [-5.0] * 3 and fixed[1].tolist() == [5.0] * 3
+
+
+# --- 3-D layers: each channel's depth slices side by side, or one slice ------------------
+
+VC, VD, VH, VW = 3, 4, 5, 6  # 3 channels of 4 slices of 5 x 6: a 2 x 2 grid
+
+
+@pytest.fixture(scope="module")
+def volume_logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("volume")
+    x = torch.randn(1, VC, VD, VH, VW, generator=torch.Generator().manual_seed(3))
+    with SummaryWriter(str(root / "video")) as writer:
+        log_feature_maps(writer, {"conv3d": x, "flat": torch.randn(1, 2, 3, 3)}, 0)
+    return root
+
+
+def _slice_colours(record, channel: int, d: int, scale: int) -> np.ndarray:
+    """Slice `d` of `channel` as render's colour rule colours it (viridis, the channel's
+    range over its whole volume), `scale` pixels a value."""
+    lo, hi = render.value_ranges(record.stats["min"][0], record.stats["max"][0])
+    values = record.values[0, channel:channel + 1, d * VH:(d + 1) * VH]
+    index, _ = render.color_indices(values, lo[channel:channel + 1], hi[channel:channel + 1])
+    rgb = render.colormap_lut("viridis")[index[0]]
+    return rgb.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def _volume_export(logdir, tmp_path, *args) -> np.ndarray:
+    out = tmp_path / "volume.png"
+    argv = ["export", str(logdir), "--layer", "conv3d", "--colormap", "viridis", "-q",
+            "-o", str(out), *args]
+    assert main(argv) == 0
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def test_export_3d_draws_each_channels_slices_side_by_side(volume_logdir, tmp_path):
+    from tb_featmap.reader import FeatureMapReader
+
+    (record,) = FeatureMapReader(str(volume_logdir)).records("video", "feature_maps/conv3d")
+    assert record.header["layout"] == "NCDHW" and render.depth_of(record.header) == VD
+    image = _volume_export(volume_logdir, tmp_path)
+    scale = 3  # the default: a slice (5 x 6) at least 16 pixels
+    gap = render.SLICE_GAP
+    cell_h, cell_w = VH * scale, VD * VW * scale + (VD - 1) * gap
+    assert image.shape == (2 * cell_h + 1, 2 * cell_w + 1, 3)
+    white = np.array(render.GAP_RGB, np.uint8)
+    for channel in range(VC):
+        top, left = (channel // 2) * (cell_h + 1), (channel % 2) * (cell_w + 1)
+        cell = image[top:top + cell_h, left:left + cell_w]
+        for d in range(VD):
+            x = d * (VW * scale + gap)
+            assert (cell[:, x:x + VW * scale] == _slice_colours(record, channel, d, scale)).all()
+            if d:  # the separator before the slice: the gap colour, which viridis lacks
+                assert (cell[:, x - gap:x] == white).all()
+    assert (image[cell_h:cell_h + 1] == white).all()  # between the grid's rows
+    assert (image[cell_h + 1:, cell_w + 1:] == white).all()  # no 4th channel
+
+
+@pytest.mark.parametrize("depth", [0, 2, VD - 1])
+def test_export_3d_depth_picks_one_slice(volume_logdir, tmp_path, depth):
+    from tb_featmap.reader import FeatureMapReader
+
+    (record,) = FeatureMapReader(str(volume_logdir)).records("video", "feature_maps/conv3d")
+    image = _volume_export(volume_logdir, tmp_path, "--depth", str(depth))
+    scale = 3
+    assert image.shape == (2 * VH * scale + 1, 2 * VW * scale + 1, 3)
+    for channel in range(VC):
+        top, left = (channel // 2) * (VH * scale + 1), (channel % 2) * (VW * scale + 1)
+        cell = image[top:top + VH * scale, left:left + VW * scale]
+        assert (cell == _slice_colours(record, channel, depth, scale)).all()
+        other = _slice_colours(record, channel, (depth + 1) % VD, scale)
+        assert (cell != other).any()  # the slices differ, so this is slice `depth` only
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layer", "conv3d", "--depth", "4"],
+         "--depth 4 is out of range: this layer has 4 depth slices, 0..3 (layer 'conv3d')"),
+        (["--layer", "conv3d", "--depth", "-1"], "--depth -1 is out of range"),
+        (["--layer", "flat", "--depth", "0"],
+         "--depth 0 picks a depth slice of a 3-D layer (NCDHW); this layer is NCHW (layer 'flat')"),
+        (["--layer", "conv3d", "--depth", "1", "--timeline"], "drop --depth"),
+    ],
+)
+def test_export_3d_bad_depth_writes_nothing(volume_logdir, tmp_path, capsys, args, message):
+    out = tmp_path / "x.png"
+    assert main(["export", str(volume_logdir), "-o", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+def test_render_record_depth_is_checked(volume_logdir):
+    from tb_featmap.reader import FeatureMapReader
+
+    records = {r.layer: r for r in FeatureMapReader(str(volume_logdir)).records()}
+    with pytest.raises(ValueError, match=r"depth 4 is out of range: .* 0\.\.3"):
+        render.render_record(records["conv3d"], depth=4)
+    with pytest.raises(TypeError, match="depth must be an int"):
+        render.render_record(records["conv3d"], depth=1.0)
+    with pytest.raises(ValueError, match="this layer is NCHW"):
+        render.render_record(records["flat"], depth=0)
+    with pytest.raises(ValueError, match="divides the maps' height 5"):
+        render.render_maps(np.zeros((1, 5, 2)), [0], [1], depth=2)
+    # a slice's difference with itself is zero everywhere: drawn white (diverging's 0)
+    same = render.render_record(records["conv3d"], previous=records["conv3d"], depth=1)
+    assert same.shape == (2 * VH + 1, 2 * VW + 1, 3)
+    assert (same[:VH, :VW] == render.colormap_lut("diverging")[128]).all()

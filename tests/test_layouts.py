@@ -2,8 +2,12 @@
 layouts from the modules, log_feature_maps uses them with no `layout=`, and layers are
 listed in logging order by the plugin, `read` and `tb-featmap ls`."""
 
+import gc
+import io
 import json
 import math
+import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +86,8 @@ def test_recorder_infers_each_layout_from_its_module():
     # Inside a batch-first encoder, a LayerNorm's and a dropout's rank-3 outputs are tokens.
     assert out.layouts["encoder.layers.0.norm1"] == "NTD"
     assert out.layouts["attn"] == "NTD"
-    assert "norm" not in out.layouts  # a LayerNorm outside one: the rank rules decide
+    # A LayerNorm outside one has no rule: it takes the layout of the tokens it was given.
+    assert out.layouts["norm"] == "NTD"
     vit = record(small_vit(), "**", torch.randn(1, 3, 32, 32))
     assert vit.layouts["encoder"] == "NTD"
     assert vit.layouts["encoder.layers.encoder_layer_0"] == "NTD"
@@ -101,6 +106,98 @@ def test_sequence_first_transformers_are_not_tokens(tmp_path):
     with SummaryWriter(str(tmp_path)) as writer:
         with pytest.raises(ValueError, match="rank 3 is ambiguous"):
             log_feature_maps(writer, out, 0)
+
+
+class Swish(nn.Module):
+    """A custom block with no layout rule: x * sigmoid(x), a new tensor of the same shape."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+def test_activations_take_the_layout_of_what_they_were_given(tmp_path):
+    """Only the activations of a 1-D net are recorded: the convs before them are watched
+    anyway, and each activation's rank-3 output is NCL, so no `layout=` is needed."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv1d(2, 6, 5), nn.ReLU(), nn.Conv1d(6, 4, 3), nn.GELU(), nn.Dropout(0.1),
+        nn.Identity(), Swish(), nn.Flatten(), nn.ReLU(),
+    )
+    out = record(net, ["1", "3", "4", "5", "6", "7", "8"], torch.randn(1, 2, 40))
+    assert out.layouts == {"1": "NCL", "3": "NCL", "4": "NCL", "5": "NCL", "6": "NCL"}
+    # Flatten changes the rank: it does not inherit, nor does the ReLU after it; rank rules.
+    with SummaryWriter(str(tmp_path)) as writer:
+        shapes = log_feature_maps(writer, out, 0)
+    assert shapes["feature_maps/6"] == (1, 4, 1, 34)  # NCL: 4 channels of 34
+    assert shapes["feature_maps/8"] == (1, 136, 1, 1)  # NF by rank
+    stored = {i.layer: i.header["layout"] for i in FeatureMapReader(str(tmp_path)).layers()}
+    assert stored == {"1": "NCL", "3": "NCL", "4": "NCL", "5": "NCL", "6": "NCL", "7": "NF",
+                      "8": "NF"}
+
+
+def test_inplace_relu_chains_and_containers(tmp_path):
+    torch.manual_seed(0)
+    inplace = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(inplace=True))
+    assert record(inplace, "1", torch.randn(1, 2, 9)).layouts == {"1": "NCL"}
+    # Conv1d -> BatchNorm1d -> ReLU -> Dropout, only the last recorded; the ReLU makes a new
+    # tensor, so the chain passes through a module nobody selected.
+    chain = nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.5))
+    freed = []
+    chain[0].register_forward_hook(lambda m, i, o: freed.append(weakref.ref(o)))
+    assert record(chain, "3", torch.randn(1, 2, 9)).layouts == {"3": "NCL"}
+    gc.collect()
+    assert freed and freed[0]() is None  # the recorder kept no activation alive
+    # A container ending in a Conv1d returns the conv's output, and so has its layout,
+    # although what it was given (the input) is unknown.
+    nested = nn.Sequential(nn.Sequential(nn.ReLU(), nn.Conv1d(2, 4, 3)), nn.Tanh())
+    assert record(nested, ["0", "1"], torch.randn(1, 2, 9)).layouts == {"0": "NCL", "1": "NCL"}
+    # 3-D: Conv3d -> BatchNorm3d -> ReLU -> a custom block, NCDHW all along.
+    volume = nn.Sequential(nn.Conv3d(1, 2, 3), nn.BatchNorm3d(2), nn.ReLU(), Swish())
+    assert record(volume, ["2", "3"], torch.randn(1, 1, 4, 6, 6)).layouts == {
+        "2": "NCDHW", "3": "NCDHW"
+    }
+    # Tokens: a LayerNorm after a token Linear outside any transformer.
+    tokens = nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.GELU())
+    assert record(tokens, "2", torch.randn(1, 5, 3)).layouts == {"2": "NTD"}
+    # Explicit layout= still wins over what the recorder inherited.
+    with SummaryWriter(str(tmp_path)) as writer:
+        out = record(chain, "3", torch.randn(1, 2, 9))
+        assert log_feature_maps(writer, out, 0, layout="CHW") == {"feature_maps/3": (1, 1, 4, 7)}
+
+
+def test_a_scripted_submodule_is_left_unwatched():
+    """Scripted modules take no hooks: the recorder watches the others and still works."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated
+        scripted = torch.jit.script(nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU()))
+    net = nn.Sequential(nn.Conv1d(2, 2, 1), scripted, nn.Tanh(), nn.Conv1d(4, 4, 1), nn.GELU())
+    out = record(net, ["2", "4"], torch.randn(1, 2, 9))
+    # What the scripted part returns is unknown, so the Tanh after it is too; the GELU after
+    # the last Conv1d is NCL.
+    assert out.layouts == {"4": "NCL"}
+
+
+class Fresh(nn.Module):
+    """A conv whose output stays alive, then an activation of an unrelated new tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 3)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        kept = self.conv(x)
+        return kept, self.act(torch.randn(1, 7, 5))
+
+
+def test_a_tensor_at_a_known_address_is_not_taken_for_the_known_one(monkeypatch):
+    """Every tensor is made to share one id, as a freed tensor's id may be reused: only the
+    very tensor a module returned carries its layout."""
+    from tb_featmap import recorder
+
+    monkeypatch.setattr(recorder, "id", lambda _: 0, raising=False)
+    out = record(Fresh(), ["conv", "act"], torch.randn(1, 2, 9))
+    assert out.layouts == {"conv": "NCL"}
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +375,7 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
     cases = {
         ("vit", "encoder.layers.encoder_layer_0"): "maps",  # 32 dims on a 4 x 4 patch grid
         ("vit", "heads.head"): "features",
-        ("r3d", "layer1.0.conv1.0"): "maps",  # slices stacked, as stored
+        ("r3d", "layer1.0.conv1.0"): "volume",  # each channel's 4 slices side by side
         ("audio", "up"): "rows",
         ("alexnet", "classifier.1"): "features",  # a Dropout on rank 2: NF by rank
     }
@@ -290,6 +387,10 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
         width, height = Image.open(out).size
         if kind == "rows":
             assert (width, height) == (w, c * render.row_height(c) + c - 1)
+        elif kind == "volume":  # 64 channels of 4 slices of 16 x 16 on an 8 x 8 grid
+            slice_h, depth = h // 4, 4
+            cell_w = depth * w + (depth - 1) * render.SLICE_GAP
+            assert (width, height) == (8 * (cell_w + 1) - 1, 8 * (slice_h + 1) - 1)
         else:
             scale = max(1, -(-16 // max(h, w)))
             if kind == "features":
@@ -298,3 +399,83 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
             rows = -(-c // cols)
             want = (cols * (w * scale + 1) - 1, rows * (h * scale + 1) - 1)
             assert (width, height) == want, layer
+
+
+# --- torchvision's ViT-B/16, as the issue names it ---------------------------------------
+
+VIT_B16_LAYERS = [
+    "conv_proj", "encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_11.mlp",
+    "encoder.ln", "heads.head",
+]
+
+
+@pytest.fixture(scope="module")
+def vit_b16(tmp_path_factory):
+    """torchvision's ViT-B/16 (weights=None) at 224 x 224, built once: a few of its layers
+    recorded and logged the README's way, no `layout=`."""
+    root = tmp_path_factory.mktemp("vit_b16")
+    torch.manual_seed(0)
+    model = torchvision.models.vit_b_16(weights=None)
+    out = record(model, VIT_B16_LAYERS, torch.randn(1, 3, 224, 224))
+    with SummaryWriter(str(root / "vit_b16")) as writer:
+        shapes = log_feature_maps(writer, out, 0)
+    return root, out, shapes
+
+
+def test_vit_b16_layouts_are_inferred_and_logged_without_layout(vit_b16):
+    root, out, shapes = vit_b16
+    assert out.layouts == {
+        "encoder.layers.encoder_layer_0": "NTD",
+        "encoder.layers.encoder_layer_11.mlp": "NTD",  # inside the encoder
+        "encoder.ln": "NTD",
+        "heads.head": "NF",
+    }  # conv_proj: rank 4, NCHW by rank
+    assert tuple(out["encoder.layers.encoder_layer_0"].shape) == (1, 197, 768)
+    assert shapes == {
+        "feature_maps/conv_proj": (1, 768, 14, 14),
+        "feature_maps/encoder.layers.encoder_layer_0": (1, 768, 14, 14),  # class token dropped
+        "feature_maps/encoder.layers.encoder_layer_11.mlp": (1, 768, 14, 14),
+        "feature_maps/encoder.ln": (1, 768, 14, 14),
+        "feature_maps/heads.head": (1, 1000, 1, 1),
+    }
+
+
+def test_vit_b16_reads_back_through_tensorboard(vit_b16):
+    """TensorBoard's stack (the plugin's tags and npy routes) gives each of the 768 dims as a
+    14 x 14 map of the patch tokens, row-major, the class token dropped."""
+    root, out, _ = vit_b16
+    client = wsgi_client(root)
+    tags = json.loads(client.get(ROUTE + "tags").get_data())["vit_b16"]
+    assert [tags[t]["layer"] for t in tags] == VIT_B16_LAYERS  # model order
+    tag = "feature_maps/encoder.layers.encoder_layer_0"
+    assert tags[tag]["layout"] == "NTD" and tags[tag]["dropped"]["tokens"] == 1
+    assert tags["feature_maps/heads.head"]["layout"] == "NF"
+    response = client.get(ROUTE + "npy", query_string={"run": "vit_b16", "tag": tag, "step": 0})
+    assert response.status_code == 200
+    values = np.load(io.BytesIO(response.get_data()))
+    truth = out["encoder.layers.encoder_layer_0"][0, 1:].T.reshape(768, 14, 14).numpy()
+    span = truth.max(axis=(1, 2), keepdims=True) - truth.min(axis=(1, 2), keepdims=True)
+    assert values.shape == (1, 768, 14, 14)
+    assert (np.abs(values[0] - truth) <= span / 508 + 1e-5).all()
+
+
+def test_vit_b16_exports_a_patch_grid_png(vit_b16, tmp_path):
+    """`tb-featmap export` draws 768 maps of 14 x 14 on a 28 x 28 grid, 2 pixels a value;
+    each map's gray levels are its tokens' values on the patch grid."""
+    from PIL import Image
+
+    root, out, _ = vit_b16
+    png = tmp_path / "vit.png"
+    args = ["export", str(root), "--layer", "encoder.ln", "-q", "-o", str(png)]
+    assert main(args) == 0
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert render.grid_columns(768) == 28 and image.shape == (28 * 29 - 1, 28 * 29 - 1, 3)
+    tokens = out["encoder.ln"][0].numpy()  # [197, 768], class token first
+    for dim in (0, 29, 767):
+        top, left = (dim // 28) * 29, (dim % 28) * 29
+        cell = image[top:top + 28:2, left:left + 28:2, 0].astype(float)  # one pixel a value
+        patches = tokens[1:, dim].reshape(14, 14)
+        lo, hi = patches.min(), patches.max()
+        # gray per channel: level = (value - lo) * 255 / (hi - lo), stored within span / 508
+        assert np.abs(cell / 255 * (hi - lo) + lo - patches).max() <= (hi - lo) * (
+            1 / 508 + 1 / 510) + 1e-6, dim
