@@ -259,10 +259,11 @@ export class Grid {
 
   /**
    * Marks a hovered location in every map of both grids (or clears the marks: null); in
-   * long rows, at the value hovered if the window shows it.
+   * long rows, at the value hovered if the window shows it. A linear layer's 1 x 1 maps
+   * have no location to mark.
    */
   mark(hit) {
-    if (!hit) return this.unmark();
+    if (!hit || this.current.kind === 'features') return this.unmark();
     const { w: mapW, h: mapH } = this.current.coloring.maps;
     for (const where of [this.main, this.other]) {
       const shown = where.cross.layout;

@@ -393,3 +393,72 @@ def test_the_detail_view_of_a_3d_channel_shows_every_slice_side_by_side(tb, page
     shown = frame.evaluate(js, [points])
     assert shown[:-1] == wanted
     assert shown[-1] == [200, 200, 200]
+
+
+# Each view the README shows: (name, run, layer, depth slice, cell size, channel enlarged,
+# what is hovered); each at its layout's default normalisation.
+SCREENSHOTS = [
+    ("rows", "long", "conv", None, None, None, (3, 200)),
+    ("features", "resnet18", "fc", None, None, None, (500, 0, 0)),
+    ("depth", "r3d", "layer1.0", "2", 72, None, (1, 11, 5)),
+    ("tokens", "vit", "encoder.layers.encoder_layer_0", None, 84, None, (5, 3, 7)),
+    ("volume", "r3d", "layer1.0", "1", 72, 1, None),
+    ("line", "long", "conv", None, None, 2, None),
+]
+SHOT = {"width": 1000, "height": 640}  # the part of the tab each screenshot keeps
+
+
+SIZE_JS = """(v) => { const e = document.querySelector('#fm-size'); e.value = v;
+  e.dispatchEvent(new Event('input')); }"""
+
+
+def _png_size(path):
+    """(width, height) from a PNG's IHDR."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_screenshots_of_each_view(tb, page, open_tab, tmp_path, request):
+    """One screenshot per layout's view, of the tab's top-left SHOT. Rewrites
+    docs/layout-<name>.png when UPDATE_SCREENSHOT=1 (with the Rust loader only)."""
+    update = (os.environ.get("UPDATE_SCREENSHOT") == "1"
+              and request.node.callspec.params["tb"] == "rust")
+    page.set_viewport_size({"width": SHOT["width"], "height": 760})
+    frame = ready(page, open_tab, tb)
+    for name, run, layer, depth, size, channel, hovered in SCREENSHOTS:
+        tag = f"feature_maps/{layer}"
+        choose(frame, run, tag)
+        norm = "layer" if name == "features" else "channel"
+        assert name != "features" or frame.input_value("#fm-norm") == norm
+        if frame.input_value("#fm-norm") != norm:  # a linear layer shown before set 'layer'
+            select(frame, "#fm-norm", norm)
+        if depth is not None and frame.input_value("#fm-depth") != depth:
+            select(frame, "#fm-depth", depth)
+        if size is not None and frame.input_value("#fm-size") != str(size):
+            paint(frame, lambda: frame.evaluate(SIZE_JS, str(size)))
+        frame.wait_for_function(f"fmApp.lastPainted.step === {STEPS[-1]}")
+        shown = frame.evaluate("({...fmApp.lastPainted})")
+        assert (shown["run"], shown["tag"], shown["step"]) == (run, tag, STEPS[-1]), name
+        layout = grid_layout(frame)
+        assert frame.evaluate("document.querySelector('#fm-grid').width") == layout["width"]
+        if channel is not None:
+            box = frame.locator("#fm-grid").bounding_box()
+            slot = layout["order"].index(channel)
+            page.mouse.click(box["x"] + (slot % layout["cols"]) * (layout["cellW"] + layout["gap"]) + 2,
+                             box["y"] + (slot // layout["cols"]) * (layout["cellH"] + layout["gap"]) + 2)
+            view = "#fm-volume" if name == "volume" else "#fm-line"
+            frame.wait_for_selector(f"#fm-detail:not([hidden]) {view}")
+            assert frame.inner_text("#fm-detail strong") == f"Channel {channel}"
+            frame.wait_for_function(
+                f"document.querySelectorAll('#fm-filmstrip button').length === {len(STEPS)}")
+        elif name == "rows":
+            _hover_column(page, frame, layout, *hovered)
+        else:
+            hover(page, frame, *hovered)
+        path = (REPO / "docs" if update else tmp_path) / f"layout-{name}.png"
+        box = page.locator("iframe").bounding_box()
+        page.screenshot(path=str(path), clip={"x": box["x"], "y": box["y"], **SHOT})
+        assert _png_size(path) == (SHOT["width"], SHOT["height"])
+        assert 10_000 < path.stat().st_size < 150_000, (name, path.stat().st_size)
+    assert not page.console_errors
