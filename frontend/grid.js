@@ -99,7 +99,7 @@ export class Grid {
       this.unmark();
     });
     for (const where of [this.main, this.other]) {
-      where.scroll.addEventListener('scroll', () => this.scrollTo(where.scroll.scrollLeft));
+      where.scroll.addEventListener('scroll', () => this.scrolled(where));
       // sideways wheel (a trackpad, or shift + wheel) over the rows scrolls them too
       where.canvas.addEventListener('wheel', (e) => {
         const delta = e.deltaX || (e.shiftKey ? e.deltaY : 0);
@@ -202,11 +202,11 @@ export class Grid {
       + ' scroll sideways for the rest';
   }
 
-  /** Long rows were scrolled to value `x`: both grids draw that window, the readout follows. */
-  scrollTo(x) {
-    const shown = this.current && this.current.layout;
-    if (!shown || shown.viewW >= shown.mapW) return;
-    this.scrollX = Math.round(x);
+  /** A panel's long rows were scrolled: both grids draw that window, the readout follows. */
+  scrolled(where) {
+    const shown = where.cross.layout;
+    if (!this.drawn || !shown || shown.viewW >= shown.mapW) return;
+    this.scrollX = Math.round(where.scroll.scrollLeft);
     if (Math.min(this.scrollX, shown.mapW - shown.viewW) === shown.viewX) return;
     this.draw(this.drawn);
     if (this.pointer) this.onHover(this.pointer);
