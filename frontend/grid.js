@@ -15,15 +15,22 @@ const HOVER_HINT = 'Hover a map to read its values; click one to enlarge it.';
 const DEAD = '#e53935';
 const PICKED = '#ff9800';
 
-/** A panel: a title, a canvas, and under it an optional note and colour bar. */
+/**
+ * A panel: a title, a canvas, and under it an optional note and colour bar. Over the canvas,
+ * for 1-D rows longer than the panel, a scroll bar that moves the window of values shown.
+ */
 function panel(id, titleId) {
   const title = el('div', { class: 'fm-panel-title', id: titleId });
   const canvas = el('canvas', { id, class: 'fm-grid', width: 1, height: 1 });
   const cross = new Crosshair(canvas, `${id}-cross`);
   const note = el('div', { class: 'fm-muted fm-scale-note', id: `${id}-scale` });
   const bar = el('div', { class: 'fm-colorbar-slot' });
-  const node = el('div', { class: 'fm-panel' }, title, cross.node, note, bar);
-  return { title, canvas, cross, note, bar, node };
+  const span = el('div', { class: 'fm-hscroll-span' });
+  const scroll = el('div', { class: 'fm-hscroll', id: `${id}-scroll` }, span);
+  const caption = el('div', { class: 'fm-muted fm-scale-note', id: `${id}-window` });
+  const sideways = el('div', { hidden: true }, caption, scroll);
+  const node = el('div', { class: 'fm-panel' }, title, sideways, cross.node, note, bar);
+  return { title, canvas, cross, note, bar, node, sideways, scroll, span, caption };
 }
 
 /** A colour bar for a Coloring. */
@@ -34,12 +41,13 @@ function barOf(coloring, scope, id) {
 
 /**
  * Paints `coloring`'s maps in `order` into a canvas as a layer of `kind` is drawn (see
- * layout.viewKind), over `background` when given (see Overlay.background); returns the layout.
+ * layout.viewKind), from value `scrollX` on for long rows, over `background` when given
+ * (see Overlay.background); returns the layout.
  */
-function paintCanvas(canvas, coloring, order, size, maxWidth, kind, background = null) {
+function paintCanvas(canvas, coloring, order, size, maxWidth, kind, scrollX, background = null) {
   const { maps } = coloring;
   const layout = gridLayout({
-    count: order.length, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth, kind,
+    count: order.length, mapW: maps.w, mapH: maps.h, cellSize: size, maxWidth, kind, scrollX,
   });
   if (canvas.width !== layout.width || canvas.height !== layout.height) {
     canvas.width = layout.width;
@@ -77,12 +85,29 @@ export class Grid {
     this.info = el('div', {}, bar, this.hover);
     this.panels = el('div', { class: 'fm-panels' }, this.main.node, this.other.node);
     this.current = null; // what the main grid shows: {coloring, layout, order}
+    this.drawn = null; // draw()'s argument, drawn again when long rows scroll
+    this.scrollX = 0; // long rows: the first value shown
+    this.pointer = null; // the last mouse move over the main grid, while it is there
     const canvas = this.main.canvas;
-    canvas.addEventListener('mousemove', (e) => this.onHover(e));
+    canvas.addEventListener('mousemove', (e) => {
+      this.pointer = e;
+      this.onHover(e);
+    });
     canvas.addEventListener('mouseleave', () => {
+      this.pointer = null;
       this.hover.textContent = HOVER_HINT;
       this.unmark();
     });
+    for (const where of [this.main, this.other]) {
+      where.scroll.addEventListener('scroll', () => this.scrolled(where));
+      // sideways wheel (a trackpad, or shift + wheel) over the rows scrolls them too
+      where.canvas.addEventListener('wheel', (e) => {
+        const delta = e.deltaX || (e.shiftKey ? e.deltaY : 0);
+        if (where.sideways.hidden || !delta) return;
+        e.preventDefault();
+        where.scroll.scrollLeft += delta;
+      }, { passive: false });
+    }
     const compare = this.other.canvas;
     compare.addEventListener('mousemove', (e) => this.mark(this.locate(e, this.other)));
     compare.addEventListener('mouseleave', () => this.unmark());
@@ -106,16 +131,20 @@ export class Grid {
    * @param {boolean[]|null} o.deadAll from /stats: channels zero at every kept step
    * @param {number|null} o.selected the channel shown in the detail view
    */
-  draw({
-    coloring, title, compare, settings, order, background, width, deadAll, selected,
-    layout: name,
-  }) {
+  draw(drawn) {
+    const {
+      coloring, title, compare, settings, order, background, width, deadAll, selected,
+      layout: name,
+    } = drawn;
     const { maps, sample } = coloring;
     const kind = viewKind(name, maps.h, maps.w);
+    if (!this.current || this.current.layout.mapW !== maps.w) this.scrollX = 0;
+    this.drawn = drawn;
     const panelWidth = compare && compare.coloring ? Math.floor((width - 16) / 2) : width;
     const layout = paintCanvas(this.main.canvas, coloring, order, settings.size, panelWidth,
-      kind, background);
+      kind, this.scrollX, background);
     this.main.cross.reset(layout);
+    this.showWindow(this.main, layout);
     this.drawMarkers(layout, order, coloring, deadAll, selected);
     const slice = maps.depth > 1 ? maps.d : null; // a 3-D layer's depth slice
     this.current = { coloring, layout, order, kind, slice };
@@ -127,8 +156,10 @@ export class Grid {
       other.title.textContent = compare.title;
       other.bar.replaceChildren();
       if (compare.coloring) {
-        other.cross.reset(paintCanvas(other.canvas, compare.coloring, order, settings.size,
-          panelWidth, kind));
+        const theirs = paintCanvas(other.canvas, compare.coloring, order, settings.size,
+          panelWidth, kind, this.scrollX);
+        other.cross.reset(theirs);
+        this.showWindow(other, theirs);
         scope = compare.shared ? 'both runs' : 'this run';
         other.note.textContent = compare.shared
           ? 'Scale: shared with the run beside it (the colour bar above).'
@@ -139,6 +170,7 @@ export class Grid {
       } else {
         other.canvas.width = 1;
         other.cross.reset(null);
+        other.sideways.hidden = true;
         other.note.textContent = '';
       }
     }
@@ -152,6 +184,32 @@ export class Grid {
       parts.push(`${deadAll.filter((d) => d === true).length} dead at every kept step ▢`);
     }
     this.summary.textContent = parts.join(' · ');
+  }
+
+  /**
+   * Long rows: the scroll bar over a panel's canvas spans the whole length (one CSS pixel a
+   * value) and stands at the window shown, which the caption states; else it is hidden.
+   */
+  showWindow(where, layout) {
+    const long = layout.viewW < layout.mapW;
+    where.sideways.hidden = !long;
+    if (!long) return;
+    where.scroll.style.width = `${layout.cellW}px`;
+    where.span.style.width = `${layout.mapW}px`;
+    const { viewX, viewW, mapW } = layout;
+    if (Math.round(where.scroll.scrollLeft) !== viewX) where.scroll.scrollLeft = viewX;
+    where.caption.textContent = `t ${viewX}–${viewX + viewW - 1} of ${mapW} (one pixel a value):`
+      + ' scroll sideways for the rest';
+  }
+
+  /** A panel's long rows were scrolled: both grids draw that window, the readout follows. */
+  scrolled(where) {
+    const shown = where.cross.layout;
+    if (!this.drawn || !shown || shown.viewW >= shown.mapW) return;
+    this.scrollX = Math.round(where.scroll.scrollLeft);
+    if (Math.min(this.scrollX, shown.mapW - shown.viewW) === shown.viewX) return;
+    this.draw(this.drawn);
+    if (this.pointer) this.onHover(this.pointer);
   }
 
   drawMarkers(layout, order, coloring, deadAll, selected) {
@@ -199,11 +257,24 @@ export class Grid {
     return hit && { ...hit, channel: this.current.order[hit.slot] };
   }
 
-  /** Marks a hovered location in every map of both grids (or clears the marks: null). */
+  /**
+   * Marks a hovered location in every map of both grids (or clears the marks: null); in
+   * long rows, at the value hovered if the window shows it. A linear layer's 1 x 1 maps
+   * have no location to mark.
+   */
   mark(hit) {
-    if (!hit) return this.unmark();
+    if (!hit || this.current.kind === 'features') return this.unmark();
     const { w: mapW, h: mapH } = this.current.coloring.maps;
-    for (const where of [this.main, this.other]) where.cross.mark({ x: hit.x, y: hit.y, mapW, mapH });
+    for (const where of [this.main, this.other]) {
+      const shown = where.cross.layout;
+      if (shown && shown.viewW < shown.mapW) {
+        const x = hit.x - shown.viewX;
+        if (x >= 0 && x < shown.viewW) where.cross.mark({ x, y: hit.y, mapW: shown.viewW, mapH });
+        else where.cross.clear();
+      } else {
+        where.cross.mark({ x: hit.x, y: hit.y, mapW, mapH });
+      }
+    }
     return undefined;
   }
 

@@ -12,16 +12,21 @@
  * @param {string} [o.kind='maps'] from viewKind: 'maps' (a grid of 2-D maps), 'rows' (1-D
  *   layers: each channel one row of the full width) or 'features' (linear layers: 1 x 1
  *   maps on a near-square grid)
+ * @param {number} [o.scrollX=0] rows longer than maxWidth: the first value of the window shown
  * @returns {{count:number, cols:number, rows:number, cellW:number, cellH:number, gap:number,
- *   width:number, height:number, mapW:number, mapH:number}}
+ *   width:number, height:number, mapW:number, mapH:number, viewX:number, viewW:number}}
+ *   viewX and viewW: the columns of every map a cell shows (all, 0 and mapW, but for rows
+ *   longer than the panel, which show a window of them at one canvas pixel a value)
  */
-export function gridLayout({ count, mapW, mapH, cellSize, maxWidth, gap = 2, kind = 'maps' }) {
+export function gridLayout({
+  count, mapW, mapH, cellSize, maxWidth, gap = 2, kind = 'maps', scrollX = 0,
+}) {
   for (const [name, v] of Object.entries({ count, mapW, mapH, cellSize, maxWidth })) {
     if (!Number.isFinite(v) || v < (name === 'count' ? 0 : 1)) {
       throw new RangeError(`${name} must be positive, got ${v}`);
     }
   }
-  if (kind === 'rows') return rowsLayout(count, mapW, mapH, maxWidth);
+  if (kind === 'rows') return rowsLayout(count, mapW, mapH, maxWidth, scrollX);
   if (kind === 'features') return featuresLayout(count, mapW, mapH, cellSize, maxWidth);
   const longer = Math.max(mapW, mapH);
   // A 1 x L map (a 1-D layer) stays at least 4 pixels high.
@@ -30,7 +35,7 @@ export function gridLayout({ count, mapW, mapH, cellSize, maxWidth, gap = 2, kin
   const cols = Math.max(1, Math.min(count, Math.floor((maxWidth + gap) / (cellW + gap))));
   const rows = count === 0 ? 0 : Math.ceil(count / cols);
   return {
-    count, cols, rows, cellW, cellH, gap, mapW, mapH,
+    count, cols, rows, cellW, cellH, gap, mapW, mapH, viewX: 0, viewW: mapW,
     width: cols * cellW + (cols - 1) * gap,
     height: Math.max(0, rows * cellH + (rows - 1) * gap),
   };
@@ -54,15 +59,24 @@ export function viewKind(layout, mapH, mapW) {
   return 'maps';
 }
 
-/** One row per channel, as wide as the panel allows (an integer zoom when L fits). */
-function rowsLayout(count, mapW, mapH, maxWidth) {
+/**
+ * One row per channel, as wide as the panel allows: every value whole pixels wide (an
+ * integer zoom) when L fits, else one pixel a value in a window of the panel's width that
+ * starts at value `scrollX` (clamped), so that no value is dropped and no canvas is wider
+ * than the panel, however long L is.
+ */
+function rowsLayout(count, mapW, mapH, maxWidth, scrollX) {
   const gap = 1;
-  const cellW = mapW >= maxWidth ? Math.floor(maxWidth) : mapW * Math.floor(maxWidth / mapW);
+  const panel = Math.floor(maxWidth);
+  const fits = mapW <= panel;
+  const cellW = fits ? mapW * Math.floor(panel / mapW) : panel;
+  const viewW = fits ? mapW : cellW;
+  const viewX = Math.min(Math.max(0, Math.round(Number(scrollX) || 0)), mapW - viewW);
   const rows = count;
   const cellH = Math.max(ROW_MIN_HEIGHT,
     Math.ceil((ROWS_MIN_HEIGHT - Math.max(0, rows - 1) * gap) / Math.max(1, rows)));
   return {
-    count, cols: 1, rows, cellW, cellH, gap, mapW, mapH,
+    count, cols: 1, rows, cellW, cellH, gap, mapW, mapH, viewX, viewW,
     width: cellW, height: Math.max(0, rows * cellH + (rows - 1) * gap),
   };
 }
@@ -76,7 +90,7 @@ function featuresLayout(count, mapW, mapH, cellSize, maxWidth) {
   cols = Math.max(1, Math.min(cols, Math.floor((maxWidth + gap) / (cell + gap))));
   const rows = count === 0 ? 0 : Math.ceil(count / cols);
   return {
-    count, cols, rows, cellW: cell, cellH: cell, gap, mapW, mapH,
+    count, cols, rows, cellW: cell, cellH: cell, gap, mapW, mapH, viewX: 0, viewW: mapW,
     width: cols * cell + (cols - 1) * gap,
     height: Math.max(0, rows * cell + (rows - 1) * gap),
   };
@@ -123,9 +137,10 @@ export function hitTest(layout, px, py) {
   if (col >= layout.cols || inX >= layout.cellW || inY >= layout.cellH) return null;
   const slot = row * layout.cols + col;
   if (slot >= layout.count) return null;
+  const { viewX, viewW } = layout; // the columns the cell shows
   return {
     slot,
-    x: Math.min(layout.mapW - 1, Math.floor((inX * layout.mapW) / layout.cellW)),
+    x: viewX + Math.min(viewW - 1, Math.floor((inX * viewW) / layout.cellW)),
     y: Math.min(layout.mapH - 1, Math.floor((inY * layout.mapH) / layout.cellH)),
   };
 }

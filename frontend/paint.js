@@ -5,7 +5,8 @@ import { OPAQUE } from './color.js';
 import { slotOrigin } from './layout.js';
 
 /**
- * Paints every slot of a grid, nearest-neighbour scaled to the cell size.
+ * Paints every slot of a grid, nearest-neighbour scaled to the cell size: each cell shows
+ * columns viewX .. viewX + viewW - 1 of its map (all of them but in long 1-D rows).
  * @param {Uint32Array} pixels layout.width * layout.height, row-major
  * @param {object} layout from layout.gridLayout
  * @param {(slot:number, out:Uint32Array) => void} tileColors fills one map's mapW * mapH colours
@@ -16,7 +17,7 @@ import { slotOrigin } from './layout.js';
  *   the tiles' colours (which tileColors then gives scaled too)
  */
 export function paintGrid(pixels, layout, tileColors, gapColor = 0, background = null) {
-  const { cellW, cellH, mapW, mapH, width } = layout;
+  const { cellW, cellH, mapW, mapH, width, viewX, viewW } = layout;
   if (gapColor) {
     pixels.fill(gapColor);
     const step = cellW + layout.gap;
@@ -28,9 +29,9 @@ export function paintGrid(pixels, layout, tileColors, gapColor = 0, background =
     }
   }
   const xmap = new Int32Array(cellW);
-  for (let x = 0; x < cellW; x++) xmap[x] = Math.floor((x * mapW) / cellW);
+  for (let x = 0; x < cellW; x++) xmap[x] = viewX + Math.floor((x * viewW) / cellW);
   const tile = new Uint32Array(mapW * mapH);
-  const under = background && stretch(background, cellW, cellH);
+  const under = background && stretch(background, layout);
   for (let slot = 0; slot < layout.count; slot++) {
     tileColors(slot, tile);
     const { x: ox, y: oy } = slotOrigin(layout, slot);
@@ -60,12 +61,19 @@ export function paintGrid(pixels, layout, tileColors, gapColor = 0, background =
   return pixels;
 }
 
-/** A background's colours resampled (nearest) to cellW x cellH. */
-function stretch({ colors, w, h }, cellW, cellH) {
+/**
+ * A background's colours resampled (nearest) to cellW x cellH: stretched over the whole
+ * map, the part under the columns a cell shows (integer arithmetic: exact at every edge).
+ */
+function stretch({ colors, w, h }, { cellW, cellH, mapW, viewX, viewW }) {
   const out = new Uint32Array(cellW * cellH);
+  const xs = new Int32Array(cellW);
+  for (let x = 0; x < cellW; x++) {
+    xs[x] = Math.floor(((viewX * cellW + x * viewW) * w) / (cellW * mapW));
+  }
   for (let y = 0; y < cellH; y++) {
     const src = Math.floor((y * h) / cellH) * w;
-    for (let x = 0; x < cellW; x++) out[y * cellW + x] = colors[src + Math.floor((x * w) / cellW)];
+    for (let x = 0; x < cellW; x++) out[y * cellW + x] = colors[src + xs[x]];
   }
   return out;
 }

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import {
   ROW_MIN_HEIGHT, ROWS_MIN_HEIGHT, gridLayout, hitTest, hitWords, layerLabel, viewKind,
 } from '../layout.js';
+import { paintGrid } from '../paint.js';
 
 const CASES = JSON.parse(readFileSync(new URL('../../tests/layout_cases.json', import.meta.url)));
 
@@ -28,22 +29,64 @@ test('viewKind: linear layers are features, 1 x L maps rows, the rest maps', () 
   assert.equal(viewKind(undefined, 8, 8), 'maps');
 });
 
-test('1-D rows: full length, at least 4 px a channel and 128 px a layer', () => {
-  for (const [count, mapW, maxWidth] of [[32, 4000, 900], [2, 300, 900], [200, 50, 900]]) {
+test('1-D rows that fit: whole pixels a value, at least 4 px a channel and 128 a layer', () => {
+  for (const [count, mapW, maxWidth] of [[2, 300, 900], [200, 50, 900], [3, 900, 900]]) {
     const l = gridLayout({ count, mapW, mapH: 1, cellSize: 32, maxWidth, kind: 'rows' });
     assert.equal(l.cols, 1);
     assert.equal(l.rows, count);
     assert.ok(l.cellH >= ROW_MIN_HEIGHT);
     assert.ok(l.height >= ROWS_MIN_HEIGHT, `height ${l.height}`);
-    assert.ok(l.width <= maxWidth);
-    // a length that fits is drawn at an integer zoom, one that does not fills the panel
-    assert.equal(l.cellW, mapW >= maxWidth ? maxWidth : mapW * Math.floor(maxWidth / mapW));
-    // the last row's last pixel is the last channel's last values
-    const hit = hitTest(l, l.width - 1, l.height - 1);
-    assert.deepEqual([hit.slot, hit.y], [count - 1, 0]);
-    assert.ok(hit.x >= mapW - Math.ceil(mapW / l.cellW) && hit.x <= mapW - 1, `t ${hit.x}`);
+    assert.equal(l.cellW, mapW * Math.floor(maxWidth / mapW));
+    assert.deepEqual([l.viewX, l.viewW, l.width], [0, mapW, l.cellW]);
+    // the last row's last pixel is the last channel's last value
+    assert.deepEqual(hitTest(l, l.width - 1, l.height - 1), { slot: count - 1, x: mapW - 1, y: 0 });
     assert.equal(hitTest(l, 0, 0).x, 0);
   }
+});
+
+test('1-D rows longer than the panel: a window of one pixel a value, every value reachable', () => {
+  const [count, mapW, maxWidth] = [32, 4000, 900];
+  const seen = new Uint8Array(mapW);
+  for (let scrollX = 0; scrollX < mapW; scrollX += 900) {
+    const l = gridLayout({ count, mapW, mapH: 1, cellSize: 32, maxWidth, kind: 'rows', scrollX });
+    assert.deepEqual([l.cols, l.rows, l.cellW, l.width, l.viewW], [1, count, 900, 900, 900]);
+    assert.ok(l.cellH >= ROW_MIN_HEIGHT && l.height >= ROWS_MIN_HEIGHT);
+    assert.equal(l.viewX, Math.min(scrollX, mapW - 900));
+    for (let px = 0; px < l.width; px++) {
+      const hit = hitTest(l, px, l.height - 1);
+      assert.deepEqual(hit, { slot: count - 1, x: l.viewX + px, y: 0 });
+      seen[hit.x] = 1;
+    }
+  }
+  assert.ok(seen.every((s) => s === 1), 'a value no window shows');
+  // the window stays inside the map; no canvas is wider than the panel however long L is
+  const at = (scrollX, w = mapW) => gridLayout({
+    count, mapW: w, mapH: 1, cellSize: 32, maxWidth, kind: 'rows', scrollX,
+  });
+  assert.equal(at(-5).viewX, 0);
+  assert.equal(at(1e9).viewX, mapW - 900);
+  assert.equal(at(NaN).viewX, 0);
+  assert.equal(hitTest(at(1e9), 899, 0).x, mapW - 1);
+  assert.deepEqual([at(0, 1e6).width, at(1e9, 1e6).viewX], [900, 1e6 - 900]);
+});
+
+test('painting a window of long rows: each canvas column is its one value', () => {
+  const l = gridLayout({
+    count: 2, mapW: 3000, mapH: 1, cellSize: 32, maxWidth: 700, kind: 'rows', scrollX: 1234,
+  });
+  const pixels = paintGrid(new Uint32Array(l.width * l.height), l,
+    (slot, out) => { for (let t = 0; t < out.length; t++) out[t] = slot * 10000 + t; }, 7);
+  for (const slot of [0, 1]) {
+    const y = slot * (l.cellH + l.gap) + l.cellH - 1;
+    const row = [...pixels.subarray(y * l.width, (y + 1) * l.width)];
+    assert.deepEqual(row, Array.from({ length: 700 }, (_, x) => slot * 10000 + 1234 + x));
+  }
+  // a background (a 1 x 1500 layer: half as long) under the window, at the same t
+  const colors = Uint32Array.from({ length: 1500 }, (_, i) => i);
+  const under = paintGrid(new Uint32Array(l.width * l.height), l, (slot, out) => out.fill(0),
+    0, { colors, w: 1500, h: 1 });
+  const row = [...under.subarray(0, l.width)].map((p) => p & 0xffffff);
+  assert.deepEqual(row, Array.from({ length: 700 }, (_, x) => Math.floor((1234 + x) / 2)));
 });
 
 test('linear features: a near-square grid of cells at least 4 px', () => {

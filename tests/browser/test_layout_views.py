@@ -1,14 +1,17 @@
 """Every kind of layer in the tab, from real models through a real tensorboard, both loaders.
 
-torchvision's ResNet-18, MobileNetV3-Small, a small VisionTransformer (the ViT-B/16 code
-path at image_size 32) and R3D-18, all `weights=None`, plus a small 1-D conv net, are
+torchvision's ResNet-18, MobileNetV3-Small, ViT-B/16 and R3D-18, all `weights=None`, plus a
+small 1-D conv net (on a short input, and on one longer than the panel is wide), are
 recorded with FeatureMapRecorder and logged the README's way, with no `layout=`. The tab
 lists their layers in model order, labels each layout as its users think of it, draws 1-D
-layers as rows and linear ones as a feature grid normalised over the layer, and its pixels
-are the colours tb_featmap.render gives the `npy` route's values.
+layers as rows (long ones one pixel a value, scrolled sideways) and linear ones as a feature
+grid normalised over the layer, and its pixels are the colours tb_featmap.render gives the
+`npy` route's values. One test takes the screenshot of each view that the README shows.
 """
 
 import json
+import os
+import struct
 
 import numpy as np
 import pytest
@@ -17,7 +20,7 @@ import torchvision
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from support import TensorBoardProcess
+from support import REPO, TensorBoardProcess
 from tab_driver import (
     cell_pixel, choose, colours, grid_layout, grid_rgb, hover, mismatch, npy, paint, ready,
     select, set_step_index, wire_stats,
@@ -26,6 +29,7 @@ from tb_featmap import FeatureMapRecorder, log_feature_maps, render
 
 STEPS = [0, 1]
 LENGTH = 300  # fits the panel at an integer zoom: each value is whole pixels wide
+LONG = 3000  # wider than the panel (1400 px viewport): drawn one pixel a value, scrolled
 
 
 class Audio(nn.Module):
@@ -38,21 +42,36 @@ class Audio(nn.Module):
         return self.head(torch.relu(self.conv(x)).mean(-1))
 
 
+def _photo(size):
+    """matplotlib's grace_hopper.jpg, RGB, resized to size x size, values 0..1: [1, 3, s, s]."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as photo:
+        pixels = np.asarray(photo.convert("RGB").resize((size, size)), dtype=np.float32) / 255
+    return torch.from_numpy(pixels).permute(2, 0, 1)[None]
+
+
+def _chirp(length):
+    """Two channels of a rising tone with a little noise: [1, 2, length]."""
+    t = torch.linspace(0, 1, length)
+    tone = torch.sin(2 * torch.pi * (4 + 40 * t) * t)
+    return torch.stack([tone, tone * t])[None] + 0.1 * torch.randn(1, 2, length)
+
+
 def _models():
-    vit = torchvision.models.VisionTransformer(
-        image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64,
-    )
-    image = torch.randn(1, 3, 64, 64)
+    image = _photo(64)
+    clip = torch.stack([_photo(32).roll(4 * k, -1)[0] for k in range(4)], dim=1)[None]
     return {
         "audio": (Audio(), ["conv", "head"], torch.randn(1, 2, LENGTH)),
+        "long": (Audio(), ["conv"], _chirp(LONG)),
         "resnet18": (torchvision.models.resnet18(weights=None),
                      ["conv1", "layer1.0", "layer4.1", "fc"], image),
         "mobilenet": (torchvision.models.mobilenet_v3_small(weights=None),
                       ["features.1", "features.10", "classifier.3"], image),
-        "vit": (vit, ["conv_proj", "encoder.layers.encoder_layer_0", "heads.head"],
-                torch.randn(1, 3, 32, 32)),
-        "r3d": (torchvision.models.video.r3d_18(weights=None), ["stem", "layer1.0", "fc"],
-                torch.randn(1, 3, 4, 32, 32)),
+        "vit": (torchvision.models.vit_b_16(weights=None),
+                ["conv_proj", "encoder.layers.encoder_layer_0", "heads.head"], _photo(224)),
+        "r3d": (torchvision.models.video.r3d_18(weights=None), ["stem", "layer1.0", "fc"], clip),
     }
 
 
@@ -60,7 +79,8 @@ def _models():
 def logdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("layouts") / "logs"
     torch.manual_seed(0)
-    for run, (model, layers, x) in _models().items():
+    models = _models()
+    for run, (model, layers, x) in models.items():
         with SummaryWriter(root / run) as writer:
             for step in STEPS:
                 with torch.no_grad(), FeatureMapRecorder(model, layers, eval_mode=True) as rec:
@@ -71,10 +91,10 @@ def logdir(tmp_path_factory):
         for step in STEPS:
             size = 8 - 2 * step
             log_feature_maps(writer, {"conv": torch.randn(1, 4, size, size)}, step)
-    return root, {run: layers for run, (_, layers, _) in _models().items()}
+    return root, {run: layers for run, (_, layers, _) in models.items()}
 
 
-RUNS = ["audio", "resnet18", "mobilenet", "vit", "r3d", "reshape"]
+RUNS = ["audio", "long", "resnet18", "mobilenet", "vit", "r3d", "reshape"]
 
 
 @pytest.fixture(scope="module", params=["rust", "python"])
@@ -112,10 +132,13 @@ def test_layers_in_model_order_with_each_layout_labelled(tb, page, open_tab, log
         labels.update({(run, value.split("/", 1)[1]): text for value, text in options})
     assert labels[("audio", "conv")].endswith(f"6 channels × {LENGTH} t")
     assert labels[("audio", "head")].endswith("10 features")
+    assert labels[("long", "conv")].endswith(f"6 channels × {LONG} t")
     assert labels[("resnet18", "fc")].endswith("1000 features")
     assert labels[("resnet18", "layer1.0")].endswith("64×16×16")
+    assert labels[("vit", "conv_proj")].endswith("768×14×14")
     assert labels[("vit", "encoder.layers.encoder_layer_0")].endswith(
-        "32 dims · 4×4 patches, 1 class token dropped")
+        "768 dims · 14×14 patches, 1 class token dropped")
+    assert labels[("vit", "heads.head")].endswith("1000 features")
     assert labels[("r3d", "layer1.0")].endswith("64×D4×16×16")
     assert labels[("r3d", "fc")].endswith("400 features")
     assert not page.console_errors
@@ -141,6 +164,84 @@ def test_a_1d_layer_is_a_row_per_channel(tb, page, open_tab):
     assert abs(float(readout["value"]) - values[3, 0, 123]) <= 1e-6 * max(1, abs(values[3, 0, 123]))
 
 
+ROW_JS = """([y, x0, width]) => [...document.querySelector('#fm-grid').getContext('2d')
+  .getImageData(x0, y, width, 1).data]"""
+
+
+def _row_rgb(frame, layout, channel):
+    """The RGB of every canvas column of a channel's row (its last canvas line): [width, 3]."""
+    slot = layout["order"].index(channel)
+    y = slot * (layout["cellH"] + layout["gap"]) + layout["cellH"] - 1
+    rgba = np.array(frame.evaluate(ROW_JS, [y, 0, layout["width"]]), dtype=np.uint8)
+    return rgba.reshape(-1, 4)[:, :3]
+
+
+def _scroll_to(frame, x):
+    """Scroll the long rows to value `x` with their scroll bar; return the layout drawn then."""
+    frame.evaluate("(x) => { document.querySelector('#fm-grid-scroll').scrollLeft = x; }", x)
+    frame.wait_for_function(f"fmApp.current.layout.viewX === {int(x)}")
+    return grid_layout(frame)
+
+
+def _hover_column(page, frame, layout, channel, px):
+    """Move the mouse over canvas column px of a channel's row; return the readout's dataset."""
+    slot = layout["order"].index(channel)
+    box = frame.locator("#fm-grid").bounding_box()
+    page.mouse.move(box["x"] + px + 0.5,
+                    box["y"] + slot * (layout["cellH"] + layout["gap"]) + layout["cellH"] / 2)
+    t = layout["viewX"] + px
+    frame.wait_for_function(
+        f"document.querySelector('#fm-hover').dataset.channel === '{channel}'"
+        f" && document.querySelector('#fm-hover').dataset.x === '{t}'")
+    return frame.evaluate("({...document.querySelector('#fm-hover').dataset,"
+                          " text: document.querySelector('#fm-hover').textContent})")
+
+
+def test_a_1d_layer_longer_than_the_panel_shows_every_value_scrolled_sideways(
+        tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    choose(frame, "long", "feature_maps/conv")
+    layout = grid_layout(frame)
+    assert (layout["cols"], layout["rows"], layout["mapW"], layout["viewX"]) == (1, 6, LONG, 0)
+    assert layout["cellH"] >= 4 and layout["height"] >= 128
+    # one canvas pixel a value, a window no wider than the panel
+    width = layout["width"]
+    assert layout["viewW"] == layout["cellW"] == width < LONG
+    assert frame.evaluate("document.querySelector('#fm-grid').width") == width
+    assert frame.locator("#fm-grid").bounding_box()["width"] <= 1400
+    assert frame.locator("#fm-grid-window").inner_text().startswith(f"t 0–{width - 1} of {LONG}")
+    step = STEPS[-1]
+    values = npy(tb, "long", "feature_maps/conv", step)[0]
+    assert values.shape == (6, 1, LONG)
+    stats = wire_stats(tb, "long", "feature_maps/conv", step)[0]
+    cmap = frame.input_value("#fm-colormap")
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
+    expected = colours(values, lo, hi, cmap)[:, 0]  # [C, L, 3]
+    last = LONG - width
+    for x0 in (0, 1234, last):
+        if x0:
+            layout = _scroll_to(frame, x0)
+        for channel in (0, 4):
+            problem = mismatch(_row_rgb(frame, layout, channel)[None, None],
+                               expected[channel, x0:x0 + width][None, None])
+            assert not problem, (x0, channel, problem)
+    # the first and the last t, each exactly where it is drawn
+    assert _row_rgb(frame, layout, 5)[-1].tolist() == expected[5, LONG - 1].tolist()
+    layout = _scroll_to(frame, 0)
+    assert _row_rgb(frame, layout, 5)[0].tolist() == expected[5, 0].tolist()
+    # hover after scrolling reads the value under the mouse, not the column's
+    layout = _scroll_to(frame, 1234)
+    readout = _hover_column(page, frame, layout, 3, 100)
+    assert readout["text"].startswith("channel 3 · t 1334 · ")
+    assert float(readout["value"]) == pytest.approx(values[3, 0, 1334], rel=1e-6, abs=1e-6)
+    # a sideways wheel over the rows scrolls them, and the readout follows the mouse
+    page.mouse.wheel(300, 0)
+    frame.wait_for_function("fmApp.current.layout.viewX === 1534")
+    frame.wait_for_function("document.querySelector('#fm-hover').dataset.x === '1634'")
+    assert frame.locator("#fm-grid-window").inner_text().startswith(f"t 1534–{1533 + width} ")
+    assert not page.console_errors
+
+
 def test_a_linear_layer_is_a_feature_grid_normalised_over_the_layer(tb, page, open_tab):
     frame = ready(page, open_tab, tb)
     choose(frame, "resnet18", "feature_maps/fc")
@@ -163,6 +264,27 @@ def test_a_linear_layer_is_a_feature_grid_normalised_over_the_layer(tb, page, op
     # back on a 2-D layer the menu says plain 'per channel' again
     choose(frame, "resnet18", "feature_maps/conv1")
     assert dict(_options(frame, "#fm-norm"))["channel"] == "per channel"
+    assert not page.console_errors
+
+
+def test_a_vit_b16_token_layer_is_its_patch_grid(tb, page, open_tab):
+    frame = ready(page, open_tab, tb)
+    tag = "feature_maps/encoder.layers.encoder_layer_0"
+    choose(frame, "vit", tag)
+    layout = grid_layout(frame)
+    assert (len(layout["order"]), layout["mapH"], layout["mapW"]) == (768, 14, 14)
+    step = STEPS[-1]
+    values = npy(tb, "vit", tag, step)[0]  # [768 dims, 14, 14]: 196 patches, no class token
+    assert values.shape == (768, 14, 14)
+    stats = wire_stats(tb, "vit", tag, step)[0]
+    cmap = frame.input_value("#fm-colormap")
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
+    expected = colours(values, lo, hi, cmap)
+    for channel, y, x in [(0, 0, 0), (300, 7, 3), (767, 13, 13)]:
+        assert cell_pixel(frame, channel, x, y)[:3] == expected[channel, y, x].tolist()
+    readout = hover(page, frame, 300, 3, 7)
+    assert readout["text"].startswith("channel 300 · x 3, y 7 · ")
+    assert float(readout["value"]) == pytest.approx(values[300, 7, 3], rel=1e-6, abs=1e-6)
     assert not page.console_errors
 
 
@@ -271,3 +393,72 @@ def test_the_detail_view_of_a_3d_channel_shows_every_slice_side_by_side(tb, page
     shown = frame.evaluate(js, [points])
     assert shown[:-1] == wanted
     assert shown[-1] == [200, 200, 200]
+
+
+# Each view the README shows: (name, run, layer, depth slice, cell size, channel enlarged,
+# what is hovered); each at its layout's default normalisation.
+SCREENSHOTS = [
+    ("rows", "long", "conv", None, None, None, (3, 200)),
+    ("features", "resnet18", "fc", None, None, None, (500, 0, 0)),
+    ("depth", "r3d", "layer1.0", "2", 72, None, (1, 11, 5)),
+    ("tokens", "vit", "encoder.layers.encoder_layer_0", None, 84, None, (5, 3, 7)),
+    ("volume", "r3d", "layer1.0", "1", 72, 1, None),
+    ("line", "long", "conv", None, None, 2, None),
+]
+SHOT = {"width": 1000, "height": 640}  # the part of the tab each screenshot keeps
+
+
+SIZE_JS = """(v) => { const e = document.querySelector('#fm-size'); e.value = v;
+  e.dispatchEvent(new Event('input')); }"""
+
+
+def _png_size(path):
+    """(width, height) from a PNG's IHDR."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_screenshots_of_each_view(tb, page, open_tab, tmp_path, request):
+    """One screenshot per layout's view, of the tab's top-left SHOT. Rewrites
+    docs/layout-<name>.png when UPDATE_SCREENSHOT=1 (with the Rust loader only)."""
+    update = (os.environ.get("UPDATE_SCREENSHOT") == "1"
+              and request.node.callspec.params["tb"] == "rust")
+    page.set_viewport_size({"width": SHOT["width"], "height": 760})
+    frame = ready(page, open_tab, tb)
+    for name, run, layer, depth, size, channel, hovered in SCREENSHOTS:
+        tag = f"feature_maps/{layer}"
+        choose(frame, run, tag)
+        norm = "layer" if name == "features" else "channel"
+        assert name != "features" or frame.input_value("#fm-norm") == norm
+        if frame.input_value("#fm-norm") != norm:  # a linear layer shown before set 'layer'
+            select(frame, "#fm-norm", norm)
+        if depth is not None and frame.input_value("#fm-depth") != depth:
+            select(frame, "#fm-depth", depth)
+        if size is not None and frame.input_value("#fm-size") != str(size):
+            paint(frame, lambda: frame.evaluate(SIZE_JS, str(size)))
+        frame.wait_for_function(f"fmApp.lastPainted.step === {STEPS[-1]}")
+        shown = frame.evaluate("({...fmApp.lastPainted})")
+        assert (shown["run"], shown["tag"], shown["step"]) == (run, tag, STEPS[-1]), name
+        layout = grid_layout(frame)
+        assert frame.evaluate("document.querySelector('#fm-grid').width") == layout["width"]
+        if channel is not None:
+            box = frame.locator("#fm-grid").bounding_box()
+            slot = layout["order"].index(channel)
+            page.mouse.click(box["x"] + (slot % layout["cols"]) * (layout["cellW"] + layout["gap"]) + 2,
+                             box["y"] + (slot // layout["cols"]) * (layout["cellH"] + layout["gap"]) + 2)
+            view = "#fm-volume" if name == "volume" else "#fm-line"
+            frame.wait_for_selector(f"#fm-detail:not([hidden]) {view}")
+            assert frame.inner_text("#fm-detail strong") == f"Channel {channel}"
+            frame.wait_for_function(
+                f"document.querySelectorAll('#fm-filmstrip button').length === {len(STEPS)}")
+        elif name == "rows":
+            _hover_column(page, frame, layout, *hovered)
+        else:
+            hover(page, frame, *hovered)
+        path = (REPO / "docs" if update else tmp_path) / f"layout-{name}.png"
+        box = page.locator("iframe").bounding_box()
+        page.screenshot(path=str(path), clip={"x": box["x"], "y": box["y"], **SHOT})
+        assert _png_size(path) == (SHOT["width"], SHOT["height"])
+        assert 10_000 < path.stat().st_size < 150_000, (name, path.stat().st_size)
+    assert not page.console_errors
