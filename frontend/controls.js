@@ -39,6 +39,7 @@ export class Controls {
     setOptions(this.colormap, colormaps, 'viridis');
     const modes = Object.entries(MODES).map(([value, text]) => ({ value, text }));
     setOptions(this.norm, modes, 'channel');
+    this.chosenNorm = 'channel'; // the user's choice; fitNorm shows a linear layer per layer
     setOptions(this.sort, SORTS.map((value) => ({ value, text: value })), 'index');
     setOptions(this.compareScale, [
       { value: 'shared', text: 'shared by both runs' },
@@ -73,6 +74,7 @@ export class Controls {
         on.compare();
       });
     }
+    this.norm.addEventListener('change', () => { this.chosenNorm = this.norm.value; });
     for (const control of [this.colormap, this.norm, this.sort, this.diff, this.depth]) {
       control.addEventListener('change', () => on.settings());
     }
@@ -114,8 +116,9 @@ export class Controls {
   }
 
   /**
-   * A linear layer's maps are 1 x 1: per channel each is flat, so it starts per layer, and
-   * the menu says why per channel shows nothing.
+   * A linear layer's maps are 1 x 1: per channel each is flat, so it is shown per layer when
+   * the choice is per channel, and the menu says why per channel shows nothing. Any other
+   * layer is shown as chosen: leaving a linear layer gives the user's choice back.
    */
   fitNorm() {
     this.normFor = this.layer.value;
@@ -123,7 +126,8 @@ export class Controls {
     const linear = Boolean(info) && info.layout === 'NF';
     const option = [...this.norm.options].find((o) => o.value === 'channel');
     if (option) option.textContent = linear ? `${MODES.channel} (flat: 1×1 maps)` : MODES.channel;
-    if (linear && this.norm.value === 'channel') this.norm.value = 'layer';
+    const chosen = this.chosenNorm;
+    this.norm.value = linear && chosen === 'channel' ? 'layer' : chosen;
   }
 
   /**

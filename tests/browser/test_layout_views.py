@@ -261,9 +261,17 @@ def test_a_linear_layer_is_a_feature_grid_normalised_over_the_layer(tb, page, op
     assert len({tuple(p) for p in shown}) > 1  # not one flat colour
     readout = hover(page, frame, 500, 0, 0)
     assert readout["text"].startswith("feature 500 · ")
-    # back on a 2-D layer the menu says plain 'per channel' again
+    # back on a 2-D layer the menu says plain 'per channel' again, and it is chosen again
     choose(frame, "resnet18", "feature_maps/conv1")
     assert dict(_options(frame, "#fm-norm"))["channel"] == "per channel"
+    assert frame.input_value("#fm-norm") == "channel"
+    # a choice the user made stays: fixed on the conv layer is fixed on the linear one too
+    select(frame, "#fm-norm", "fixed")
+    choose(frame, "resnet18", "feature_maps/fc")
+    assert frame.input_value("#fm-norm") == "fixed"
+    select(frame, "#fm-norm", "channel")
+    choose(frame, "resnet18", "feature_maps/conv1")
+    assert frame.input_value("#fm-norm") == "channel"
     assert not page.console_errors
 
 
@@ -430,9 +438,7 @@ def test_screenshots_of_each_view(tb, page, open_tab, tmp_path, request):
         tag = f"feature_maps/{layer}"
         choose(frame, run, tag)
         norm = "layer" if name == "features" else "channel"
-        assert name != "features" or frame.input_value("#fm-norm") == norm
-        if frame.input_value("#fm-norm") != norm:  # a linear layer shown before set 'layer'
-            select(frame, "#fm-norm", norm)
+        assert frame.input_value("#fm-norm") == norm  # per layer for the linear layer only
         if depth is not None and frame.input_value("#fm-depth") != depth:
             select(frame, "#fm-depth", depth)
         if size is not None and frame.input_value("#fm-size") != str(size):
