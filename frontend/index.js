@@ -151,6 +151,7 @@ export function render() {
 
   async function paintStep(t0) {
     const current = paints.take();
+    const ticket = paints.count; // what this paint answers: the newest request when it began
     const { run, tag, sample, compare } = controls.selection();
     const entry = player.entry();
     if (!entry) return;
@@ -227,7 +228,9 @@ export function render() {
     }
     const timing = cached ? {} : maps.timing;
     overTime.draw();
-    painted({ ms: performance.now() - t0, cached, run, tag, step: entry.step, index, ...timing });
+    painted({
+      ms: performance.now() - t0, cached, run, tag, step: entry.step, index, ticket, ...timing,
+    });
     model.prefetchAround(run, tag, player.steps, index, maps.bytes);
   }
 
@@ -235,6 +238,7 @@ export function render() {
     model,
     goTo: (i) => player.goTo(i),
     get steps() { return player.steps; },
+    get paintTicket() { return paints.count; }, // a paint done with it shows what is chosen
     get fixed() { return state.fixed; },
     get zoom() { return detail.zoom.view; },
     get overlaid() { return Boolean(overlay.wanted(0)); },

@@ -76,10 +76,18 @@ def ready(page, open_tab, tb):
 
 
 def paint(frame, action):
-    """Run action(), then wait until the grid has been painted again; returns the paint detail."""
-    count = frame.evaluate("fmApp.paintCount")
+    """Run action(), then wait until the grid shows what it chose; returns the paint detail.
+
+    A new paint is not enough: one that began before the action (the statistics of what was
+    shown arriving) can end after it. Each paint takes a ticket when it begins, and a paint
+    that is overtaken draws nothing; so the grid is up to date when the last paint drawn holds
+    the newest ticket, taken after the action.
+    """
+    ticket = frame.evaluate("fmApp.paintTicket")
     action()
-    frame.wait_for_function(f"fmApp.paintCount > {count} && !fmApp.model.inflight.size", timeout=30000)
+    frame.wait_for_function(
+        f"fmApp.paintTicket > {ticket} && fmApp.lastPainted.ticket === fmApp.paintTicket"
+        " && !fmApp.model.inflight.size", timeout=30000)
     return frame.evaluate("({step: Number(document.querySelector('#fm-step-input').value),"
                           " title: document.querySelector('#fm-title').textContent})")
 

@@ -20,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from support import REPO, TensorBoardProcess
 from tab_driver import logged, written
+from tab_driver import paint as _paint
 from tb_featmap import log_feature_maps
 
 TAG = "feature_maps/conv"
@@ -73,12 +74,6 @@ def _ready(page, open_tab, tb):
     if frame.input_value("#fm-layer") != TAG:
         _paint(frame, lambda: frame.select_option("#fm-layer", TAG))
     return frame
-
-
-def _paint(frame, action):
-    count = frame.evaluate("fmApp.paintCount")
-    action()
-    frame.wait_for_function(f"fmApp.paintCount > {count} && !fmApp.model.inflight.size", timeout=30000)
 
 
 def _fill(frame, selector, value):

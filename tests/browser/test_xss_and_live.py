@@ -16,6 +16,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from support import start_live_trainer, TensorBoardProcess
+from tab_driver import paint
 from tb_featmap import log_feature_maps
 from test_reliability import at_step, header_with, rewrite, set_blob, write_run
 
@@ -152,12 +153,6 @@ def damaged(tmp_path_factory):
         server.stop()
 
 
-def _painted(frame, action):
-    count = frame.evaluate("fmApp.paintCount")
-    action()
-    frame.wait_for_function(f"fmApp.paintCount > {count}", timeout=30000)
-
-
 def _poll(page, frame):
     """Make the tab poll now (as when it gets focus); returns once the poll asked for steps."""
     with page.expect_response(lambda r: "/feature_maps/steps?" in r.url, timeout=30000):
@@ -196,7 +191,7 @@ def test_a_header_claiming_huge_sizes_neither_freezes_nor_breaks_the_tab(damaged
     if 5 in steps:  # listed: it cannot be read, and the tab says so
         frame.wait_for_function("document.querySelector('#fm-notice').innerText.includes('step 5')")
         assert "Could not load step 5" in _notice(frame)
-    _painted(frame, lambda: frame.evaluate("fmApp.goTo(0)"))
+    paint(frame, lambda: frame.evaluate("fmApp.goTo(0)"))
     assert frame.input_value("#fm-step-input") == str(steps[0])
     assert "Could not load step" not in _notice(frame)
     assert frame.evaluate("document.querySelectorAll('#fm-sample option').length") <= 1
@@ -218,7 +213,7 @@ def test_could_not_load_step_stays_until_a_later_load_succeeds(damaged, page, op
         _poll(page, frame)
         assert "Could not load step 2" in _notice(frame)
     assert frame.evaluate("document.querySelector('#fm-grid').toDataURL()") == grid
-    _painted(frame, lambda: frame.evaluate(f"fmApp.goTo({steps.index(3)})"))
+    paint(frame, lambda: frame.evaluate(f"fmApp.goTo({steps.index(3)})"))
     assert "Could not load step" not in _notice(frame)
 
 
