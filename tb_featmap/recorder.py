@@ -60,12 +60,31 @@ def _is_token_module(module: nn.Module) -> bool:
     return False
 
 
-def _rule(module: nn.Module, *, in_tokens: bool = False) -> Dict[int, str]:
-    """The layout of each rank of output that ``module``'s type decides; empty for no rule.
+def _is_sequence_module(module: nn.Module) -> bool:
+    """True for modules whose rank-3 outputs are sequences but not ``[batch, tokens, dim]``
+    for sure: sequence-first transformer layers and attention (``[tokens, batch, dim]``), and
+    recurrent layers (time steps, which a patch grid would misdraw)."""
+    if isinstance(module, nn.RNNBase):
+        return True
+    token_kin = (
+        nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
+        nn.TransformerDecoder, nn.Transformer, nn.MultiheadAttention,
+    )
+    return isinstance(module, token_kin) and not _is_token_module(module)
+
+
+def _rule(
+    module: nn.Module, *, in_tokens: bool = False, in_sequence: bool = False
+) -> Optional[Dict[int, str]]:
+    """The layout of each rank of output that ``module``'s type decides; empty for no rule,
+    None for an output whose layout is unknown whatever it was given (nothing passes through).
 
     ``in_tokens``: ``module`` sits inside a batch-first token module (a ViT encoder), so its
-    rank-3 outputs (LayerNorm, MLP, dropout) are tokens too.
+    rank-3 outputs (LayerNorm, MLP, dropout) are tokens too. ``in_sequence``: it sits inside
+    a sequence module (see ``_is_sequence_module``), so its outputs are unknown.
     """
+    if in_sequence or _is_sequence_module(module):
+        return None
     if isinstance(module, _CHANNELS_1D):
         return {3: "NCL"}
     if isinstance(module, _CHANNELS_3D):
@@ -84,7 +103,7 @@ def infer_layout(module: nn.Module, rank: int, *, in_tokens: bool = False) -> Op
     ``in_tokens``: ``module`` sits inside a batch-first token module (a ViT encoder), so its
     rank-3 outputs (LayerNorm, MLP, dropout) are tokens too.
     """
-    return _rule(module, in_tokens=in_tokens).get(rank)
+    return (_rule(module, in_tokens=in_tokens) or {}).get(rank)
 
 
 def _first_tensor(value) -> Optional[torch.Tensor]:
@@ -97,11 +116,25 @@ def _first_tensor(value) -> Optional[torch.Tensor]:
     return None
 
 
+def _same_axes(layout: str, given: torch.Tensor, output: torch.Tensor) -> bool:
+    """Whether ``output`` keeps the axes of ``given`` (a module's argument, of ``layout``;
+    ``""`` for none) that its layout names: the batch and channel axes (``NTD``: batch and
+    dim), so that a transpose or a recurrent block, which keeps the rank, keeps no layout."""
+    if given.ndim != output.ndim:
+        return False
+    if layout == "":
+        return True
+    if layout == "NTD":
+        return given.shape[0] == output.shape[0] and given.shape[-1] == output.shape[-1]
+    return given.shape[:2] == output.shape[:2]
+
+
 class FeatureMapRecorder:
     """Record the outputs of named submodules while a model runs.
 
-    A context manager: on entry it puts a forward hook on each selected module, on exit it
-    removes every hook, also when an exception is raised. Each hook stores a detached copy
+    A context manager: on entry it puts a forward hook on every module (those selected
+    record; the others only pass layouts on, see below), on exit it removes every hook,
+    also when an exception is raised. Each recording hook stores a detached copy
     of the output, so an in-place op that follows (AlexNet's ``ReLU(inplace=True)``) cannot
     overwrite what was recorded. A later forward pass replaces the earlier outputs.
 
@@ -147,8 +180,11 @@ class FeatureMapRecorder:
     block, a container) takes the layout of what it returns when that is already known (an
     in-place ``ReLU(inplace=True)`` returns its input; an ``nn.Sequential`` ending in a
     ``Conv1d`` returns the conv's output), else that of its first argument when the output
-    has the same rank: ``Conv1d -> BatchNorm1d -> ReLU -> Dropout`` is ``NCL`` all along,
-    while a ``Flatten`` after it (rank 2) is not. To pass layouts along, the recorder
+    keeps its batch and channel axes (``NTD``: batch and dim): ``Conv1d -> BatchNorm1d ->
+    ReLU -> Dropout`` is ``NCL`` all along, while a ``Flatten`` after it (rank 2) is not, nor
+    a transpose to ``[N, L, C]``. Sequence-first transformer layers and attention, recurrent
+    layers (``RNN``, ``LSTM``, ``GRU``), the modules inside them and what they pass on have
+    no layout. To pass layouts along, the recorder
     watches every module during a forward pass, selected or not, and remembers the layout
     of each tensor a module returned until the pass ends (by a weak reference: a freed
     tensor is never confused with a new one at its address). Any output still unknown has
@@ -213,12 +249,14 @@ class FeatureMapRecorder:
         self._eval_mode = eval_mode
         self._modules = {name: m for name, m in modules.items() if name in selected}
         self.layers: List[str] = list(self._modules)
-        token_names = [name for name, m in modules.items() if _is_token_module(m)]
+        tokens = [name + "." for name, m in modules.items() if _is_token_module(m)]
+        sequences = [name + "." for name, m in modules.items() if _is_sequence_module(m)]
         # Every module is watched, selected or not, so that a layout can be passed along a
         # chain (Conv1d -> BatchNorm1d -> ReLU -> Dropout) whose links the user did not pick.
         # Scripted modules take no hooks; they and what they return stay unknown.
         self._watched = {
-            name: (m, _rule(m, in_tokens=any(name.startswith(t + ".") for t in token_names)))
+            name: (m, _rule(m, in_tokens=name.startswith(tuple(tokens)),
+                            in_sequence=name.startswith(tuple(sequences))))
             for name, m in modules.items()
             if not isinstance(m, torch.jit.ScriptModule) or name in self._modules
         }
@@ -277,6 +315,8 @@ class FeatureMapRecorder:
         self._known = {}
 
     def _known_layout(self, tensor: torch.Tensor) -> Optional[str]:
+        """The layout remembered for ``tensor`` in this pass: a layout, ``""`` when it is
+        known to have none (a sequence module's output), None when it was not seen."""
         entry = self._known.get(id(tensor))
         return entry[1] if entry is not None and entry[0]() is tensor else None
 
@@ -288,22 +328,29 @@ class FeatureMapRecorder:
             self._prune_at = max(_PRUNE_AT, 2 * len(known))
         known[id(tensor)] = (weakref.ref(tensor), layout)
 
-    def _layout(self, rule: Dict[int, str], inputs, output: torch.Tensor) -> Optional[str]:
-        """The layout of ``output``: by the module's own rule; else the layout it already has
-        (an in-place op returns its input; a container, its last child's output); else that
-        of the first input when the ranks agree (ReLU, Dropout, a custom block)."""
-        layout = rule.get(output.ndim) or self._known_layout(output)
+    def _layout(
+        self, rule: Optional[Dict[int, str]], inputs, output: torch.Tensor
+    ) -> Optional[str]:
+        """The layout of ``output``: by the module's own rule (none at all for a sequence
+        module); else the layout it already has (an in-place op returns its input; a
+        container, its last child's output); else that of the first input when the output
+        keeps its batch and channel axes (ReLU, Dropout, a custom block; not a transpose)."""
+        if rule is None:
+            layout = ""
+        else:
+            layout = rule.get(output.ndim) or self._known_layout(output)
         if layout is None:
             first = _first_tensor(inputs)
-            if first is not None and first.ndim == output.ndim:
-                layout = self._known_layout(first)
+            given = None if first is None else self._known_layout(first)
+            if given is not None and _same_axes(given, first, output):
+                layout = given
         if layout is not None:
             self._remember(output, layout)
-        return layout
+        return layout or None
 
-    def _hook(self, name: str, rule: Dict[int, str], *, record: bool):
+    def _hook(self, name: str, rule: Optional[Dict[int, str]], *, record: bool):
         def watch(module, inputs, output):
-            if self._known or rule:  # else nothing can be known yet: return at once
+            if self._known or rule != {}:  # else nothing can be known yet: return at once
                 output = _first_tensor(output)
                 if output is not None:
                     self._layout(rule, inputs, output)

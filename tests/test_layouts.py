@@ -103,9 +103,49 @@ def test_sequence_first_transformers_are_not_tokens(tmp_path):
     layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=False)
     out = record(nn.Sequential(layer), "0", torch.randn(5, 2, 16))
     assert out.layouts == {}
+    # Nor is what they pass on, or what their own Linear layers give, although a Linear
+    # before them gives tokens: [L, N, D] is not [N, T, D].
+    net = nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(16, 2, 32), nn.Dropout())
+    out = record(net, ["0", "1", "1.linear1", "2"], torch.randn(10, 2, 8))
+    assert out.layouts == {"0": "NTD"}
     with SummaryWriter(str(tmp_path)) as writer:
         with pytest.raises(ValueError, match="rank 3 is ambiguous"):
             log_feature_maps(writer, out, 0)
+
+
+class Transpose(nn.Module):
+    """[N, C, L] -> [N, L, C]: the rank stays, the channel axis does not."""
+
+    def forward(self, x):
+        return x.transpose(1, 2)
+
+
+class Recurrent(nn.Module):
+    """A CRNN's recurrent half: an LSTM over the time steps of a 1-D conv's output."""
+
+    def __init__(self, channels, hidden):
+        super().__init__()
+        self.lstm = nn.LSTM(channels, hidden, batch_first=True)
+
+    def forward(self, x):
+        y, _ = self.lstm(x.transpose(1, 2))
+        return y
+
+
+def test_a_module_that_moves_the_channel_axis_passes_no_layout_on():
+    """Inheriting needs the same batch and channel axes, not only the same rank: a
+    transpose, a recurrent block and what follows them stay unknown (the rank rules, which
+    ask for layout= at rank 3), instead of being drawn as channels they are not."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv1d(4, 8, 3), Transpose(), nn.LayerNorm(8), nn.GELU())
+    assert record(net, ["0", "1", "2", "3"], torch.randn(2, 4, 50)).layouts == {"0": "NCL"}
+    crnn = nn.Sequential(nn.Conv1d(4, 8, 3), Recurrent(8, 16), nn.ReLU())
+    out = record(crnn, ["0", "1", "1.lstm", "2"], torch.randn(2, 4, 50))
+    assert out.layouts == {"0": "NCL"}
+    # A channel count that matches by chance does not help: the LSTM's output is unknown
+    # (a sequence), and the ReLU after it too, whatever its shape.
+    same = nn.Sequential(nn.Conv1d(4, 8, 3), nn.LSTM(48, 48, batch_first=True))
+    assert record(same, ["1"], torch.randn(8, 4, 50)).layouts == {}
 
 
 class Swish(nn.Module):
@@ -142,11 +182,20 @@ def test_inplace_relu_chains_and_containers(tmp_path):
     # Conv1d -> BatchNorm1d -> ReLU -> Dropout, only the last recorded; the ReLU makes a new
     # tensor, so the chain passes through a module nobody selected.
     chain = nn.Sequential(nn.Conv1d(2, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.5))
-    freed = []
-    chain[0].register_forward_hook(lambda m, i, o: freed.append(weakref.ref(o)))
+    conv_out, alive_at_end = [], []
+
+    def before_dropout(module, inputs):
+        gc.collect()
+        alive_at_end.append(conv_out[-1]() is not None)
+
+    hooks = [chain[0].register_forward_hook(lambda m, i, o: conv_out.append(weakref.ref(o))),
+             chain[3].register_forward_pre_hook(before_dropout)]
     assert record(chain, "3", torch.randn(1, 2, 9)).layouts == {"3": "NCL"}
-    gc.collect()
-    assert freed and freed[0]() is None  # the recorder kept no activation alive
+    for hook in hooks:
+        hook.remove()
+    # While the pass runs, the recorder holds the conv's output by a weak reference only:
+    # nothing else refers to it once the BatchNorm has run, so it is gone.
+    assert alive_at_end == [False]
     # A container ending in a Conv1d returns the conv's output, and so has its layout,
     # although what it was given (the input) is unknown.
     nested = nn.Sequential(nn.Sequential(nn.ReLU(), nn.Conv1d(2, 4, 3)), nn.Tanh())
