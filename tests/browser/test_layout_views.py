@@ -65,6 +65,7 @@ def _models():
     return {
         "audio": (Audio(), ["conv", "head"], torch.randn(1, 2, LENGTH)),
         "long": (Audio(), ["conv"], _chirp(LONG)),
+        "long_b": (Audio(), ["conv"], _chirp(LONG)),  # to compare with
         "resnet18": (torchvision.models.resnet18(weights=None),
                      ["conv1", "layer1.0", "layer4.1", "fc"], image),
         "mobilenet": (torchvision.models.mobilenet_v3_small(weights=None),
@@ -94,7 +95,7 @@ def logdir(tmp_path_factory):
     return root, {run: layers for run, (_, layers, _) in models.items()}
 
 
-RUNS = ["audio", "long", "resnet18", "mobilenet", "vit", "r3d", "reshape"]
+RUNS = ["audio", "long", "long_b", "resnet18", "mobilenet", "vit", "r3d", "reshape"]
 
 
 @pytest.fixture(scope="module", params=["rust", "python"])
@@ -239,6 +240,32 @@ def test_a_1d_layer_longer_than_the_panel_shows_every_value_scrolled_sideways(
     frame.wait_for_function("fmApp.current.layout.viewX === 1534")
     frame.wait_for_function("document.querySelector('#fm-hover').dataset.x === '1634'")
     assert frame.locator("#fm-grid-window").inner_text().startswith(f"t 1534–{1533 + width} ")
+    assert not page.console_errors
+
+
+def test_compared_long_rows_scroll_together(tb, page, open_tab):
+    """Beside another run's long rows, a scroll of either panel moves both windows; beside a
+    run whose rows fit, only this run's rows scroll."""
+    frame = ready(page, open_tab, tb)
+    choose(frame, "long", "feature_maps/conv")
+    select(frame, "#fm-compare", "long_b")
+    windows = ("document.querySelector('#fm-grid-window').textContent + '|' +"
+               " document.querySelector('#fm-grid-compare-window').textContent")
+    assert frame.is_visible("#fm-grid-compare-scroll")
+    width = grid_layout(frame)["viewW"]
+    for panel, x in (("#fm-grid-compare-scroll", 1000), ("#fm-grid-scroll", 2000)):
+        frame.evaluate(f"(x) => {{ document.querySelector('{panel}').scrollLeft = x; }}", x)
+        frame.wait_for_function(f"fmApp.current.layout.viewX === {x}")
+        main, other = frame.evaluate(windows).split("|")
+        assert main == other and main.startswith(f"t {x}–{x + width - 1} of {LONG}"), (main, other)
+        assert frame.evaluate("[document.querySelector('#fm-grid-scroll').scrollLeft,"
+                              " document.querySelector('#fm-grid-compare-scroll').scrollLeft]"
+                              ) == [x, x]
+    # the short run's 300 values fit its panel: no window there, this run's still scrolls
+    select(frame, "#fm-compare", "audio")
+    assert frame.is_hidden("#fm-grid-compare-window")
+    assert frame.evaluate("document.querySelector('#fm-grid-compare').width") >= LENGTH
+    assert frame.locator("#fm-grid-window").inner_text().startswith("t 2000–")
     assert not page.console_errors
 
 
