@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every tb_featmap benchmark, one after the other (they time things: never in parallel).
-#   benchmarks/run_all.sh            # full runs, a few minutes on 2 cores (writer, server,
-#                                    # statistics, then the browser benchmark)
+#   benchmarks/run_all.sh            # full runs, minutes on 2 cores (writer, server,
+#                                    # statistics, S3, recorder, then the browser ones)
 #   benchmarks/run_all.sh --quick    # smoke runs, about 2 minutes
 # PYTHON picks the interpreter (default: the repo's .venv, else python3).
 set -euo pipefail
@@ -24,5 +24,8 @@ echo
 echo
 "$python" "$here/bench_s3.py" "${quick[@]}"
 echo
-# In the browser: slider change to painted grid, cached and not, per AlexNet conv layer.
+"$python" "$here/bench_recorder.py" "${quick[@]}"
+echo
+# In the browser: slider change to painted grid, cached and not, per AlexNet conv layer; a
+# cached step with the overlay and top K; a cached step of one layer of each layout.
 "$python" -m pytest "$repo/tests/browser/test_bench_frontend.py" -m benchmark -q -s -p no:cacheprovider
