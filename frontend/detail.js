@@ -27,8 +27,11 @@ function tileCanvas(coloring, channel, size) {
 }
 
 const SEPARATOR_RGBA = packRGBA(200, 200, 200);
-/** Canvas pixels of each depth slice, and between two, in the detail view of a 3-D layer. */
-export const SLICE = { cell: 64, gap: 3 };
+/**
+ * Canvas pixels of each depth slice, and between two, in the detail view of a 3-D layer;
+ * slices wrap at `width` (a canvas much wider draws nothing in Chromium).
+ */
+export const SLICE = { cell: 64, gap: 3, width: 16384 };
 
 /**
  * Every depth slice of a 3-D layer's channel side by side, separated, on the scale the grid
@@ -40,7 +43,7 @@ function volumeCanvas(coloring, channel) {
     Object.create(Object.getPrototypeOf(coloring)), coloring,
     { maps: new DepthSlice(base, depth, d) }));
   const layout = gridLayout({
-    count: depth, mapW: w, mapH: h, cellSize: SLICE.cell, gap: SLICE.gap, maxWidth: 1e6,
+    count: depth, mapW: w, mapH: h, cellSize: SLICE.cell, gap: SLICE.gap, maxWidth: SLICE.width,
   });
   const canvas = el('canvas', {
     id: 'fm-volume', width: layout.width, height: layout.height, class: 'fm-tile',

@@ -1,5 +1,7 @@
 // Grid geometry and hit-testing, in canvas pixels. No DOM: Node tests import it.
 
+import { depthOf } from './volume.js';
+
 /**
  * Where the cells of a grid of maps go.
  * @param {object} o
@@ -185,7 +187,6 @@ export function channelOrder(channels, by, stat) {
  */
 export function layerLabel(info) {
   const [, c, h, w] = info.stored;
-  const shape = Array.isArray(info.shape) ? info.shape : [];
   const tokens = (info.dropped && info.dropped.tokens) || 0;
   switch (info.layout) {
     case 'NCL':
@@ -193,8 +194,8 @@ export function layerLabel(info) {
     case 'NF':
       return `${c} features`;
     case 'NCDHW': {
-      const depth = shape.length === 5 && shape[2] >= 1 ? shape[2] : 1;
-      return `${c}×D${depth}×${Math.round(h / depth)}×${w}`;
+      const depth = depthOf(info); // 1: drawn as 2-D maps, and labelled so
+      return depth > 1 ? `${c}×D${depth}×${h / depth}×${w}` : `${c}×${h}×${w}`;
     }
     case 'NTD': {
       const grid = h > 1 ? `${h}×${w} patches` : `${w} tokens`;

@@ -1,14 +1,22 @@
 // 3-D layers (NCDHW): the writer stacks each channel's D depth slices vertically into one
 // stored map of D*H x W. The grid draws one slice at a time, picked by the depth control.
 
-/** How many depth slices a layer's stored maps hold (1 unless it is a 3-D layer). */
+/** Depth slices drawn at most (render.MAX_DEPTH): a deeper layer is drawn as 2-D maps. */
+export const MAX_DEPTH = 4096;
+
+/**
+ * How many depth slices a layer's stored maps hold: 1 unless it is a 3-D layer of at most
+ * MAX_DEPTH slices (render.depth_of; tests/layout_cases.json runs both).
+ */
 export function depthOf(info) {
-  if (!info || info.layout !== 'NCDHW' || !Array.isArray(info.shape) || info.shape.length !== 5) {
+  if (!info || info.layout !== 'NCDHW' || !Array.isArray(info.shape) || info.shape.length !== 5
+    || !Array.isArray(info.stored) || info.stored.length !== 4) {
     return 1;
   }
   const depth = info.shape[2];
   const stackedH = info.stored[2];
-  return Number.isInteger(depth) && depth > 1 && stackedH % depth === 0 ? depth : 1;
+  const ok = Number.isInteger(depth) && depth > 1 && depth <= MAX_DEPTH;
+  return ok && Number.isInteger(stackedH) && stackedH % depth === 0 ? depth : 1;
 }
 
 /**

@@ -294,6 +294,8 @@ def _pick_layer(reader: FeatureMapReader, run: Optional[str], layer: Optional[st
     elif run not in runs:
         raise _UsageError(f"unknown run {_name(run)}; valid runs: {_names(runs)}")
     layers = reader.layers(run)
+    if not layers:  # every step it logged was unreadable
+        raise _UsageError(f"run {_name(run)} has no readable feature maps")
     names = [info.layer for info in layers]
     if layer is None:
         if len(layers) != 1:

@@ -179,12 +179,15 @@ def row_height(count: int) -> int:
 
 
 SLICE_GAP = 3  # pixels between two depth slices of a 3-D channel
+MAX_DEPTH = 4096  # depth slices drawn side by side at most; a deeper layer is drawn as 2-D
+MAX_PIXELS = 2**27  # the largest image render_maps draws (384 MiB of RGB)
 
 
 def depth_of(header) -> int:
     """How many depth slices each stored map of a layer holds: ``D`` of a 3-D layer
     (``layout`` ``"NCDHW"``, ``shape`` ``[N, C, D, H, W]``, its slices stacked in the stored
-    height), else 1. The rule of ``frontend/volume.js``'s ``depthOf``.
+    height, ``D`` at most ``MAX_DEPTH``), else 1: the layer is then drawn as 2-D maps. The
+    rule of ``frontend/volume.js``'s ``depthOf`` (tests/layout_cases.json runs both).
 
     Args:
         header: A step header (``FeatureMapRecord.header`` or ``LayerInfo.header``).
@@ -194,7 +197,8 @@ def depth_of(header) -> int:
     if header.get("layout") != "NCDHW" or not isinstance(shape, list) or len(shape) != 5:
         return 1
     depth = shape[2]
-    ok = isinstance(depth, int) and depth > 1 and isinstance(stored, list) and len(stored) == 4
+    ok = isinstance(depth, int) and 1 < depth <= MAX_DEPTH
+    ok = ok and isinstance(stored, list) and len(stored) == 4
     return depth if ok and isinstance(stored[2], int) and stored[2] % depth == 0 else 1
 
 
@@ -389,8 +393,9 @@ def render_maps(
 
     Raises:
         TypeError: If ``scale`` or ``depth`` is not an int.
-        ValueError: On mismatched shapes, an unknown colormap, ``scale`` < 1, or ``depth``
-            < 1 or not dividing ``H``.
+        ValueError: On mismatched shapes, an unknown colormap, ``scale`` < 1, ``depth``
+            < 1 or not dividing ``H``, or an image of more than ``MAX_PIXELS`` pixels
+            (checked before it is drawn).
     """
     _check_choice("colormap", colormap, COLORMAPS)
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
@@ -411,24 +416,35 @@ def render_maps(
         raise TypeError(f"depth must be a positive int, got {type(depth).__name__}")
     if depth < 1 or h % depth:
         raise ValueError(f"depth must be a positive int that divides the maps' height {h}, got {depth}")
-    index, finite = color_indices(maps, lo, hi, colormap=colormap)
-    tiles = _lut(colormap)[index]  # [C, H, W, 3]
-    tiles[~finite] = NONFINITE_RGB
-    h //= depth
-    tiles = tiles.reshape(c * depth, h, w, 3)  # each depth slice a tile of its own
     if background is not None:
         background = np.asarray(background)
         if background.ndim != 3 or background.shape[2] != 3 or background.dtype != np.uint8:
             raise ValueError(f"background must be uint8 [H, W, 3], got {background.dtype} {background.shape}")
-        bh, bw = background.shape[:2]
-        tiles = tiles[:, (np.arange(bh) * h) // bh][:, :, (np.arange(bw) * w) // bw]
-        tiles = blend(tiles, background[None], overlay_weight(alpha))
-        h, w = bh, bw
+    slice_h = h // depth
+    th, tw = background.shape[:2] if background is not None else (slice_h, w)  # a tile
     rise, run = scale, scale
     if kind == "rows":
-        rise = max(1, row_height(c) // h)
+        rise = max(1, row_height(c) // th)
     elif kind == "features":
         rise = run = max(scale, ROW_MIN_HEIGHT)
+    columns = 1 if kind == "rows" else grid_columns(c)
+    rows = -(-c // columns)
+    cell_w = depth * (tw * run + SLICE_GAP) - SLICE_GAP
+    size = (rows * (th * rise + 1) - 1, columns * (cell_w + 1) - 1)
+    if size[0] * size[1] > MAX_PIXELS:  # checked before anything that size is allocated
+        raise ValueError(
+            f"the image would be {size[1]:,} x {size[0]:,} pixels, over the {MAX_PIXELS:,} an "
+            "export draws; pick fewer channels (--channels, --top), one depth slice (--depth) "
+            "or a smaller --scale"
+        )
+    index, finite = color_indices(maps, lo, hi, colormap=colormap)
+    tiles = _lut(colormap)[index]  # [C, H, W, 3]
+    tiles[~finite] = NONFINITE_RGB
+    h = slice_h
+    tiles = tiles.reshape(c * depth, h, w, 3)  # each depth slice a tile of its own
+    if background is not None:
+        tiles = tiles[:, (np.arange(th) * h) // th][:, :, (np.arange(tw) * w) // tw]
+        tiles = blend(tiles, background[None], overlay_weight(alpha))
     if rise > 1 or run > 1:
         tiles = tiles.repeat(rise, axis=1).repeat(run, axis=2)
 
@@ -440,10 +456,8 @@ def render_maps(
             cells[:, :, d * (tw + SLICE_GAP):d * (tw + SLICE_GAP) + tw] = tiles[d::depth]
         tiles = cells
 
-    columns = 1 if kind == "rows" else grid_columns(c)
-    rows = -(-c // columns)
     ch, cw = tiles.shape[1:3]
-    image = np.empty((rows * (ch + 1) - 1, columns * (cw + 1) - 1, 3), dtype=np.uint8)
+    image = np.empty((*size, 3), dtype=np.uint8)
     image[:] = GAP_RGB
     for i in range(c):
         top, left = (i // columns) * (ch + 1), (i % columns) * (cw + 1)

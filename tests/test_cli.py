@@ -459,3 +459,46 @@ def test_render_record_depth_is_checked(volume_logdir):
     same = render.render_record(records["conv3d"], previous=records["conv3d"], depth=1)
     assert same.shape == (2 * VH + 1, 2 * VW + 1, 3)
     assert (same[:VH, :VW] == render.colormap_lut("diverging")[128]).all()
+
+
+def test_an_image_too_large_is_refused_before_it_is_drawn(tmp_path, capsys):
+    """A 1-D layer of 2**22 values (the writer keeps them with max_size=None) would be an
+    export 128 rows high: 537 M pixels. render_maps refuses it before allocating anything
+    that size, and export says so and writes nothing."""
+    import tracemalloc
+
+    long = np.random.default_rng(0).random((1, 1, 2**22), dtype=np.float32)
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"4,194,304 x 128 pixels, over the 134,217,728"):
+        render.render_maps(long[0][:, None, :], np.zeros(1), np.ones(1), kind="rows")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20, peak  # the image (1.5 GiB) and its tiles were never made
+    logdir = tmp_path / "logs"
+    with SummaryWriter(logdir / "wave") as writer:
+        log_feature_maps(writer, {"wave": torch.from_numpy(long)}, 0, max_size=None, layout="NCL")
+    out = tmp_path / "wave.png"
+    assert main(["export", str(logdir), "-q", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "over the 134,217,728 an export draws" in err and "--channels" in err
+    assert not out.exists()
+
+
+def test_a_run_with_no_readable_step_says_so(tmp_path, capsys):
+    """Every step's header damaged: export names the run and says it has nothing readable,
+    rather than asking to pick one of no layers."""
+    from test_reliability import header_with, rewrite, write_run
+
+    source, logdir = tmp_path / "source", tmp_path / "logs"
+    write_run(source, steps=[0])
+
+    def damage(event):
+        for value in event.summary.value:
+            value.tensor.string_val[0] = header_with(layout="XYZ")(value.tensor.string_val[0])
+
+    rewrite(source, logdir / "run", damage)
+    out = tmp_path / "x.png"
+    with pytest.warns(RuntimeWarning, match="step 0 cannot be read: header has an invalid"):
+        assert main(["export", str(logdir), "-o", str(out)]) == 2
+    assert "run 'run' has no readable feature maps" in capsys.readouterr().err
+    assert not out.exists()

@@ -385,6 +385,8 @@ def test_shared_cases_view_kind_and_row_height():
         assert render.view_kind(case["layout"], case["h"], case["w"]) == case["kind"], case
     for case in CASES["row_height"]:
         assert render.row_height(case["count"]) == case["height"], case
+    for case in CASES["depth"]:
+        assert render.depth_of(case["header"]) == case["depth"], case
 
 
 def test_export_draws_each_layout_as_its_kind(logdir, tmp_path):

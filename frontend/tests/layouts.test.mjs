@@ -7,16 +7,20 @@ import {
   ROW_MIN_HEIGHT, ROWS_MIN_HEIGHT, gridLayout, hitTest, hitWords, layerLabel, viewKind,
 } from '../layout.js';
 import { paintGrid } from '../paint.js';
+import { depthOf } from '../volume.js';
 
 const CASES = JSON.parse(readFileSync(new URL('../../tests/layout_cases.json', import.meta.url)));
 
-test('the shared cases: viewKind and row heights as render.py draws them', () => {
+test('the shared cases: viewKind, row heights and depth as render.py draws them', () => {
   for (const { layout, h, w, kind } of CASES.view_kind) {
     assert.equal(viewKind(layout === null ? undefined : layout, h, w), kind, `${layout} ${h}x${w}`);
   }
   for (const { count, height } of CASES.row_height) {
     const l = gridLayout({ count, mapW: 100, mapH: 1, cellSize: 32, maxWidth: 900, kind: 'rows' });
     assert.equal(l.cellH, height, `count ${count}`);
+  }
+  for (const { header, depth } of CASES.depth) {
+    assert.equal(depthOf(header), depth, JSON.stringify(header));
   }
 });
 
