@@ -239,10 +239,10 @@ class LayerInfo:
 
 
 def layer_order(infos: Iterable[LayerInfo]) -> List[LayerInfo]:
-    """Layers in logging order: by run, then by the ``order`` their header records (their
-    position among the outputs of the call that logged them; model order for the
-    recorder), then by name in natural order (``features.3`` before ``features.10``),
-    which alone orders layers written before ``order`` existed."""
+    """Layers in logging order: by run, then by the ``order`` their header records (the
+    order in which their writer first logged them; model order for the recorder), then by
+    name in natural order (``features.3`` before ``features.10``), which alone orders
+    layers written before ``order`` existed."""
 
     def key(info: LayerInfo):
         order = info.header.get("order")

@@ -19,8 +19,9 @@ Each step of a layer is one blob sequence of three blobs:
        compression  str    "deflate-delta" (uint8) or "deflate" (float16)
        dropped      {str: int}  samples, channels and tokens that were not stored
        seq          int    how many times the writer had logged this tag before
-       order        int    the layer's position among the outputs of its call (absent
-                           in files written before it: readers then sort names naturally)
+       order        int    the layer's place in the order its writer first logged its
+                           layers (absent in files written before it: readers then sort
+                           names naturally)
 
    ``decode_header`` checks each field (integers are never bools; ``stored`` is bounded by
    MAX_STORED_MAPS and MAX_STORED_VALUES) and keeps only these.

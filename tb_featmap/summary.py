@@ -90,8 +90,10 @@ def log_feature_maps(
       token is dropped and counted in ``dropped`` (with ``keep_class_token=True`` every
       token is kept, as a ``1 x T`` strip, class token first); otherwise ``1 x T``.
 
-    The header of each layer records ``order``, its position among this call's outputs:
-    the tab, ``tb-featmap ls`` and ``read`` list layers in that order.
+    The header of each layer records ``order``, its place among the layers this writer has
+    logged, in the order it first logged them (one call's: the order of its outputs; the
+    recorder's: model order): the tab, ``tb-featmap ls`` and ``read`` list layers in that
+    order.
 
     Args:
         writer: A ``torch.utils.tensorboard.SummaryWriter`` or ``tensorboardX.SummaryWriter``.
@@ -218,9 +220,14 @@ def log_feature_maps(
                 f"layer {name[:60]!r}... gives the tag {tag[:60]!r}... of {len(tag)} characters; "
                 f"the plugin serves tags of at most {max_tag}: use a shorter name or prefix"
             )
+    # A layer's order: its place among the layers this writer has logged, in the order it
+    # first logged them (counts keeps that order), so that separate calls into one run (one
+    # prefix per model) list their layers call by call, each call's in its outputs' order.
+    first = {tag: i for i, tag in enumerate(counts)}
     with torch.no_grad():
-        for order, (name, value) in enumerate(items):
+        for name, value in items:
             tag = metadata.make_tag(name, prefix)
+            order = first.setdefault(tag, len(first))
             blobs, stored = _encode(
                 tag, value, layouts[name], max_samples, max_channels, max_size,
                 precision, counts.get(tag, 0), order=order, keep_class_token=keep_class_token,

@@ -309,6 +309,24 @@ def test_layers_are_listed_in_logging_order_everywhere(logdir, capsys):
     assert [tags[t]["order"] for t in tags] == [0, 1, 2, 3]
 
 
+def test_several_calls_into_one_run_are_listed_call_by_call(tmp_path):
+    """The README's layouts example logs several models into one run, one call and one
+    prefix each: their layers are listed call by call, each call's in its outputs' order,
+    at every step, not interleaved by their places within the calls."""
+    calls = [("b", {"z": torch.rand(1, 2, 3, 3), "a": torch.rand(1, 2)}),
+             ("a", {"y": torch.rand(1, 2, 3, 3), "x": torch.rand(1, 2), "w": torch.rand(1, 3)})]
+    with SummaryWriter(str(tmp_path / "run")) as writer:
+        for step in range(2):
+            for prefix, outputs in calls:
+                log_feature_maps(writer, outputs, step, prefix=prefix)
+    want = ["b/z", "b/a", "a/y", "a/x", "a/w"]
+    infos = FeatureMapReader(str(tmp_path)).layers()
+    assert [i.layer for i in infos] == want
+    assert [i.header["order"] for i in infos] == [0, 1, 2, 3, 4]
+    body = wsgi_client(tmp_path).get(ROUTE + "tags").get_data()
+    assert [info["layer"] for info in json.loads(body)["run"].values()] == want
+
+
 def test_natural_order_where_no_order_is_known():
     from tb_featmap import _series
 
