@@ -179,6 +179,8 @@ def row_height(count: int) -> int:
 
 
 SLICE_GAP = 3  # pixels between two depth slices of a 3-D channel
+SLICE_RGB = (200, 200, 200)  # their colour, the tab's (frontend/detail.js SEPARATOR_RGBA)
+VOLUME_GAP = 2 * SLICE_GAP  # pixels between two channels of a 3-D layer: wider than slices
 MAX_DEPTH = 4096  # depth slices drawn side by side at most; a deeper layer is drawn as 2-D
 MAX_PIXELS = 2**27  # the largest image render_maps draws (384 MiB of RGB)
 
@@ -381,15 +383,16 @@ def render_maps(
         kind: One of ``VIEW_KINDS`` (see the module's docstring). Default ``"maps"``.
         depth: The depth slices stacked in each map (a 3-D layer, ``depth_of``): each cell
             then shows a map's ``depth`` slices of ``H / depth`` rows side by side,
-            ``SLICE_GAP`` pixels of ``GAP_RGB`` between two (a background goes under each
-            slice). Default 1.
+            ``SLICE_GAP`` pixels of ``SLICE_RGB`` between two (a background goes under each
+            slice), and cells are ``VOLUME_GAP`` pixels apart. Default 1.
 
     Returns:
         A ``uint8`` RGB image ``[rows * H * scale + rows - 1, cols * W * scale + cols - 1, 3]``
         for ``"maps"`` (with ``Hb, Wb`` for ``H, W`` over a background); for ``"rows"`` one
         column of rows ``row_height(C)`` high; for ``"features"`` cells of ``max(scale, 4)``
         pixels. With ``depth`` ``D``, a cell is ``H / D * scale`` high and
-        ``D * W * scale + (D - 1) * SLICE_GAP`` wide.
+        ``D * W * scale + (D - 1) * SLICE_GAP`` wide, and ``VOLUME_GAP`` takes the place of
+        the 1-pixel gap between cells.
 
     Raises:
         TypeError: If ``scale`` or ``depth`` is not an int.
@@ -430,7 +433,8 @@ def render_maps(
     columns = 1 if kind == "rows" else grid_columns(c)
     rows = -(-c // columns)
     cell_w = depth * (tw * run + SLICE_GAP) - SLICE_GAP
-    size = (rows * (th * rise + 1) - 1, columns * (cell_w + 1) - 1)
+    gap = VOLUME_GAP if depth > 1 else 1
+    size = (rows * (th * rise + gap) - gap, columns * (cell_w + gap) - gap)
     if size[0] * size[1] > MAX_PIXELS:  # checked before anything that size is allocated
         raise ValueError(
             f"the image would be {size[1]:,} x {size[0]:,} pixels, over the {MAX_PIXELS:,} an "
@@ -451,7 +455,7 @@ def render_maps(
     if depth > 1:  # a channel's slices side by side, SLICE_GAP apart
         th, tw = tiles.shape[1:3]
         cells = np.empty((c, th, depth * (tw + SLICE_GAP) - SLICE_GAP, 3), dtype=np.uint8)
-        cells[:] = GAP_RGB
+        cells[:] = SLICE_RGB
         for d in range(depth):
             cells[:, :, d * (tw + SLICE_GAP):d * (tw + SLICE_GAP) + tw] = tiles[d::depth]
         tiles = cells
@@ -460,7 +464,7 @@ def render_maps(
     image = np.empty((*size, 3), dtype=np.uint8)
     image[:] = GAP_RGB
     for i in range(c):
-        top, left = (i // columns) * (ch + 1), (i % columns) * (cw + 1)
+        top, left = (i // columns) * (ch + gap), (i % columns) * (cw + gap)
         image[top:top + ch, left:left + cw] = tiles[i]
     return image
 

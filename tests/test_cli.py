@@ -394,18 +394,22 @@ def test_export_3d_draws_each_channels_slices_side_by_side(volume_logdir, tmp_pa
     scale = 3  # the default: a slice (5 x 6) at least 16 pixels
     gap = render.SLICE_GAP
     cell_h, cell_w = VH * scale, VD * VW * scale + (VD - 1) * gap
-    assert image.shape == (2 * cell_h + 1, 2 * cell_w + 1, 3)
+    apart = render.VOLUME_GAP  # between two channels: wider than between two slices
+    assert apart > gap
+    assert image.shape == (2 * cell_h + apart, 2 * cell_w + apart, 3)
     white = np.array(render.GAP_RGB, np.uint8)
+    separator = np.array(render.SLICE_RGB, np.uint8)
     for channel in range(VC):
-        top, left = (channel // 2) * (cell_h + 1), (channel % 2) * (cell_w + 1)
+        top, left = (channel // 2) * (cell_h + apart), (channel % 2) * (cell_w + apart)
         cell = image[top:top + cell_h, left:left + cell_w]
         for d in range(VD):
             x = d * (VW * scale + gap)
             assert (cell[:, x:x + VW * scale] == _slice_colours(record, channel, d, scale)).all()
-            if d:  # the separator before the slice: the gap colour, which viridis lacks
-                assert (cell[:, x - gap:x] == white).all()
-    assert (image[cell_h:cell_h + 1] == white).all()  # between the grid's rows
-    assert (image[cell_h + 1:, cell_w + 1:] == white).all()  # no 4th channel
+            if d:  # the separator before the slice: the tab's gray, which viridis lacks
+                assert (cell[:, x - gap:x] == separator).all()
+    assert (image[cell_h:cell_h + apart] == white).all()  # between the grid's rows
+    assert (image[:, cell_w:cell_w + apart] == white).all()  # between its columns
+    assert (image[cell_h + apart:, cell_w + apart:] == white).all()  # no 4th channel
 
 
 @pytest.mark.parametrize("depth", [0, 2, VD - 1])

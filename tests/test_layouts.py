@@ -459,7 +459,8 @@ def test_export_pngs_of_every_layout_of_the_real_models(logdir, tmp_path):
         elif kind == "volume":  # 64 channels of 4 slices of 16 x 16 on an 8 x 8 grid
             slice_h, depth = h // 4, 4
             cell_w = depth * w + (depth - 1) * render.SLICE_GAP
-            assert (width, height) == (8 * (cell_w + 1) - 1, 8 * (slice_h + 1) - 1)
+            apart = render.VOLUME_GAP
+            assert (width, height) == (8 * (cell_w + apart) - apart, 8 * (slice_h + apart) - apart)
         else:
             scale = max(1, -(-16 // max(h, w)))
             if kind == "features":
