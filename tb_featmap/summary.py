@@ -373,7 +373,10 @@ def _layouts(items, layout, known) -> Dict[str, str]:
             given = _DEFAULT_LAYOUT_BY_RANK.get(rank)
             if given is None:
                 hint = (
-                    "; rank 3 is ambiguous: pass layout='CHW', 'NCL' (1-D conv) or 'NTD' (tokens)"
+                    "; rank 3 is ambiguous: pass layout='NCL' (1-D conv, [N, C, L]), 'NTD' "
+                    "(tokens on a patch grid, [N, T, D]) or 'CHW' (one image); a batch-first "
+                    "sequence [N, T, H] (an LSTM's output) is best logged as "
+                    "output.transpose(1, 2) with layout='NCL': one row per feature across time"
                     if rank == 3 else ""
                 )
                 raise ValueError(

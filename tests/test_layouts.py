@@ -132,7 +132,7 @@ class Recurrent(nn.Module):
         return y
 
 
-def test_a_module_that_moves_the_channel_axis_passes_no_layout_on():
+def test_a_module_that_moves_the_channel_axis_passes_no_layout_on(tmp_path):
     """Inheriting needs the same batch and channel axes, not only the same rank: a
     transpose, a recurrent block and what follows them stay unknown (the rank rules, which
     ask for layout= at rank 3), instead of being drawn as channels they are not."""
@@ -142,6 +142,13 @@ def test_a_module_that_moves_the_channel_axis_passes_no_layout_on():
     crnn = nn.Sequential(nn.Conv1d(4, 8, 3), Recurrent(8, 16), nn.ReLU())
     out = record(crnn, ["0", "1", "1.lstm", "2"], torch.randn(2, 4, 50))
     assert out.layouts == {"0": "NCL"}
+    # logging it asks for a layout, and says how to log a sequence over time
+    with SummaryWriter(str(tmp_path)) as writer:
+        with pytest.raises(ValueError, match=r"output.transpose\(1, 2\) with layout='NCL'"):
+            log_feature_maps(writer, out, 0)
+        sequence = {"lstm": out["1"].transpose(1, 2)}  # [N, H, T]: a row per feature
+        assert log_feature_maps(writer, sequence, 0, layout="NCL") == {
+            "feature_maps/lstm": (1, 16, 1, 48)}
     # A channel count that matches by chance does not help: the LSTM's output is unknown
     # (a sequence), and the ReLU after it too, whatever its shape.
     same = nn.Sequential(nn.Conv1d(4, 8, 3), nn.LSTM(48, 48, batch_first=True))
