@@ -9,12 +9,13 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["log_feature_maps", "FeatureMapRecorder", "read", "__version__"]
+__all__ = ["log_feature_maps", "FeatureMapRecorder", "read", "FeatureMapReader", "__version__"]
 
 _LAZY = {
     "log_feature_maps": "tb_featmap.summary",
     "FeatureMapRecorder": "tb_featmap.recorder",
     "read": "tb_featmap.reader",  # no torch needed
+    "FeatureMapReader": "tb_featmap.reader",
 }
 
 

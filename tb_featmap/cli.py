@@ -29,6 +29,9 @@ __all__ = ["main"]
 
 _PROG = "tb-featmap"
 _MIN_CELL = 16  # the default --scale makes each map at least this many pixels wide or high
+# --timeline's default --scale: each value this many pixels, unless the strip would then be
+# wider or higher than _STRIP_SIDE (then fewer, at least 1).
+_STRIP_CELL, _STRIP_SIDE = 8, 2048
 _name = _series.show_name  # how a run or layer name appears in any message
 
 
@@ -92,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="3-D layers: draw only depth slice D (default: each channel's "
                              "slices side by side)")
     export.add_argument("--scale", type=int,
-                        help=f"pixels per map value (default: maps at least {_MIN_CELL} px)")
+                        help=f"pixels per map value (default: maps at least {_MIN_CELL} px; "
+                             f"--timeline: {_STRIP_CELL} px a value, the strip at most "
+                             f"{_STRIP_SIDE} px where it can)")
     export.add_argument("--duration", type=int, default=200, help="GIF ms per frame (default 200)")
     export.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     export.add_argument("--overlay", metavar="LAYER",
@@ -268,7 +273,8 @@ def _export_timeline(args) -> int:
         steps, array = reader.series(info.run, info.tag, stat=args.stat, sample=args.sample)
     except ValueError as e:
         raise _UsageError(str(e)) from None
-    image = render.render_series(array, colormap=args.colormap, scale=args.scale or 1)
+    scale = args.scale or max(1, min(_STRIP_CELL, _STRIP_SIDE // max(array.shape, default=1)))
+    image = render.render_series(array, colormap=args.colormap, scale=scale)
     try:
         image_module.fromarray(image).save(args.output, format="PNG")
     except OSError as e:

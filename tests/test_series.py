@@ -161,11 +161,11 @@ def test_export_timeline_draws_the_strip(logdir, reader, tmp_path):
     assert code == 0
     image = np.asarray(Image.open(out).convert("RGB"))
     _, std = reader.series("train", "conv", stat="std")
-    assert image.shape == (6, len(STEPS), 3)  # channels x steps
-    np.testing.assert_array_equal(image, render.render_series(std, colormap="viridis"))
+    assert image.shape == (6 * 8, len(STEPS) * 8, 3)  # channels x steps, 8 px a value
+    np.testing.assert_array_equal(image, render.render_series(std, colormap="viridis", scale=8))
     # The highest std (the last step's, scaled by 1 + step) is the colormap's top colour.
     row, col = np.unravel_index(np.nanargmax(std.T), std.T.shape)
-    assert tuple(image[row, col]) == tuple(render.colormap_lut("viridis")[255])
+    assert tuple(image[row * 8, col * 8]) == tuple(render.colormap_lut("viridis")[255])
     mean = tmp_path / "mean.png"
     cli.main(["export", str(logdir), "--run", "train", "--layer", "conv", "--timeline",
               "--stat", "mean", "-o", str(mean), "-q"])
