@@ -99,7 +99,9 @@ LEVELS = 254  # codes 0..254 are values
 MAX_STORED_VALUES = 1 << 24
 MAX_STORED_MAPS = 1 << 16
 MAX_HEADER_BYTES = 1 << 16
-_MAX_DIM = 1 << 62  # a dimension of the logged `shape`
+# A count or a dimension of the logged `shape`: at most what a JSON number holds exactly in
+# the tab (a double), so no field is shown as a rounded or infinite number.
+_MAX_INT = 2**53 - 1
 _MAX_RANK = 8
 _MAX_TEXT = 256  # characters of `dtype`, and of a `dropped` key
 _MAX_DROPPED = 8  # keys of `dropped`
@@ -181,8 +183,8 @@ def decode_header(blob: bytes) -> dict:
         "stored": list(stored),
         "encoding": encoding,
         "compression": COMPRESSION[encoding],
-        "downsample": _field(raw, "downsample", 1, lambda v: _is_int(v) and v >= 1),
-        "seq": _field(raw, "seq", 0, lambda v: _is_int(v) and v >= 0),
+        "downsample": _field(raw, "downsample", 1, lambda v: _is_int(v) and 1 <= v <= _MAX_INT),
+        "seq": _field(raw, "seq", 0, lambda v: _is_int(v) and 0 <= v <= _MAX_INT),
         "dropped": _field(raw, "dropped", {}, _is_dropped),
     }
     layout = _field(raw, "layout", None, lambda v: isinstance(v, str) and v in LAYOUTS)
@@ -203,7 +205,7 @@ def _is_shape(value) -> bool:
     return (
         isinstance(value, list)
         and len(value) <= _MAX_RANK
-        and all(_is_int(d) and 0 <= d <= _MAX_DIM for d in value)
+        and all(_is_int(d) and 0 <= d <= _MAX_INT for d in value)
     )
 
 
@@ -211,7 +213,7 @@ def _is_dropped(value) -> bool:
     return (
         isinstance(value, dict)
         and len(value) <= _MAX_DROPPED
-        and all(len(k) <= _MAX_TEXT and _is_int(v) and v >= 0 for k, v in value.items())
+        and all(len(k) <= _MAX_TEXT and _is_int(v) and 0 <= v <= _MAX_INT for k, v in value.items())
     )
 
 

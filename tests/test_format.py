@@ -90,6 +90,9 @@ def test_header_version_comes_first_and_newer_is_refused():
     header(stored=[1, 1 << 17, 1, 1]), header(stored=[1, 1, 1 << 13, 1 << 12]),
     header(stored=[2**31, 2**31, 2**31, 2**31]), header(dropped={str(i): 0 for i in range(20)}),
     header(dtype="x" * 1000), header(layout="NCHWX"), b" " * (payload.MAX_HEADER_BYTES + 1),
+    # Counts the tab could not hold exactly (a JSON number is a double there).
+    header(seq=2**53), header(downsample=10**4000), header(dropped={"tokens": 2**53}),
+    header(shape=[1, 2, 2**62, 2, 3]),
     b"[" * 100000, b'{"version": 1, "stored": ' + b"[" * 5000 + b"]" * 5000 + b"}",
 ])
 def test_bad_headers_raise_payload_error(blob):
