@@ -46,6 +46,8 @@ export function gridLayout({
 /** The least height of a 1-D layer's rows, all together, and of one row (canvas pixels). */
 export const ROWS_MIN_HEIGHT = 128;
 export const ROW_MIN_HEIGHT = 4;
+/** The tallest rows canvas drawn: Chromium draws nothing on a canvas much taller. */
+export const MAX_CANVAS_HEIGHT = 32767;
 
 /**
  * How a layer is drawn: 'features' for a linear layer (NF) or any 1 x 1 maps, 'rows' for
@@ -68,15 +70,19 @@ export function viewKind(layout, mapH, mapW) {
  * than the panel, however long L is.
  */
 function rowsLayout(count, mapW, mapH, maxWidth, scrollX) {
-  const gap = 1;
+  // More channels than 4-pixel rows fit under MAX_CANVAS_HEIGHT (about 6,500): thinner
+  // rows, then no gaps, down to 1 pixel a channel (Top K or Channels show fewer).
+  const gap = count * 2 - 1 <= MAX_CANVAS_HEIGHT ? 1 : 0;
   const panel = Math.floor(maxWidth);
   const fits = mapW <= panel;
   const cellW = fits ? mapW * Math.floor(panel / mapW) : panel;
   const viewW = fits ? mapW : cellW;
   const viewX = Math.min(Math.max(0, Math.round(Number(scrollX) || 0)), mapW - viewW);
   const rows = count;
-  const cellH = Math.max(ROW_MIN_HEIGHT,
+  const readable = Math.max(ROW_MIN_HEIGHT,
     Math.ceil((ROWS_MIN_HEIGHT - Math.max(0, rows - 1) * gap) / Math.max(1, rows)));
+  const tallest = Math.floor((MAX_CANVAS_HEIGHT + gap) / Math.max(1, rows)) - gap;
+  const cellH = Math.max(1, Math.min(readable, tallest));
   return {
     count, cols: 1, rows, cellW, cellH, gap, mapW, mapH, viewX, viewW,
     width: cellW, height: Math.max(0, rows * cellH + (rows - 1) * gap),

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import {
-  ROW_MIN_HEIGHT, ROWS_MIN_HEIGHT, gridLayout, hitTest, hitWords, layerLabel, viewKind,
+  MAX_CANVAS_HEIGHT, ROW_MIN_HEIGHT, ROWS_MIN_HEIGHT, gridLayout, hitTest, hitWords, layerLabel, viewKind,
 } from '../layout.js';
 import { paintGrid } from '../paint.js';
 import { depthOf } from '../volume.js';
@@ -116,4 +116,20 @@ test('layerLabel says each layout as its users think of it', () => {
   assert.equal(label('NTD', [1, 197, 768], [1, 768, 14, 14], 1),
     '768 dims · 14×14 patches, 1 class token dropped');
   assert.equal(label('NTD', [1, 17, 3], [1, 3, 1, 17]), '3 dims · 17 tokens');
+});
+
+test('rows of a layer with very many channels stay under the tallest canvas Chromium draws', () => {
+  const rows = (count) => gridLayout({
+    count, mapW: 256, mapH: 1, cellSize: 32, maxWidth: 900, kind: 'rows',
+  });
+  assert.equal(rows(6000).cellH, ROW_MIN_HEIGHT); // 4-pixel rows still fit
+  for (const count of [7000, 16000, 20000, 32767]) {
+    const l = rows(count);
+    assert.ok(l.height <= MAX_CANVAS_HEIGHT && l.cellH >= 1, `${count}: ${l.height}`);
+    assert.ok(l.height > MAX_CANVAS_HEIGHT / 2, `${count}: rows as tall as they can be`);
+    // every channel is still hit where it is drawn
+    const last = hitTest(l, 0, (count - 1) * (l.cellH + l.gap));
+    assert.equal(last && last.slot, count - 1);
+  }
+  assert.equal(rows(20000).gap, 0);
 });
