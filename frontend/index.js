@@ -10,7 +10,7 @@ import { Focus } from './focus.js';
 import { Grid } from './grid.js';
 import { expose, painted } from './hooks.js';
 import { channelOrder } from './layout.js';
-import { depthOf, sliceOf } from './volume.js';
+import { sliceOf } from './volume.js';
 import { Latest, Model } from './model.js';
 import { OverTime } from './overtime.js';
 import { Overlay } from './overlay.js';
@@ -130,11 +130,9 @@ export function render() {
     const { run, tag, sample } = controls.selection();
     const { mode, colormap, diff } = controls.settings();
     const load = (entry) => model.load(run, tag, entry.step, entry.wall_time);
-    const depth = depthOf(controls.info());
     const { depthIndex } = controls.settings();
-    const maps = sliceOf(await load(player.steps[i]), depth, depthIndex);
-    const before = diff && i > 0
-      ? sliceOf(await load(player.steps[i - 1]), depth, depthIndex) : null;
+    const maps = sliceOf(await load(player.steps[i]), depthIndex);
+    const before = diff && i > 0 ? sliceOf(await load(player.steps[i - 1]), depthIndex) : null;
     const prev = before && sameShape(before, maps) ? before : null;
     const s = Math.min(sample, maps.n - 1);
     return new Coloring(maps, s, { mode, colormap, diff, prev, fixed: state.fixed });
@@ -179,9 +177,8 @@ export function render() {
     if (!current()) return; // a newer selection was made meanwhile
     notices.ok('step');
     // A 3-D layer: the grid draws the depth slice the depth control picks.
-    const depth = depthOf(controls.info());
     const [maps, prevMaps, otherMaps] = loaded.slice(0, 3)
-      .map((m) => sliceOf(m, depth, settings.depthIndex));
+      .map((m) => sliceOf(m, settings.depthIndex));
     const underMaps = loaded[3];
     // A previous step of another shape has nothing to subtract: say so, draw this step.
     const reshaped = Boolean(prevMaps) && !sameShape(prevMaps, maps);

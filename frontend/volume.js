@@ -70,8 +70,13 @@ export class DepthSlice {
   }
 }
 
-/** `maps` as the grid draws it: slice `d` of a 3-D layer, else itself. */
-export function sliceOf(maps, depth, d) {
-  if (!maps || depth <= 1) return maps;
+/**
+ * `maps` as the grid draws it: slice `d` (at most its last) of a step of a 3-D layer, else
+ * itself. Each step's own header says whether it is 3-D, and of how many slices: a run
+ * whose layer changed shape is drawn step by step as each step was logged.
+ */
+export function sliceOf(maps, d) {
+  const depth = maps ? depthOf(maps.header) : 1;
+  if (depth <= 1) return maps;
   return new DepthSlice(maps, depth, Math.min(Math.max(0, d), depth - 1));
 }

@@ -7,7 +7,7 @@ import {
   MAX_CANVAS_HEIGHT, ROW_MIN_HEIGHT, ROWS_MIN_HEIGHT, gridLayout, hitTest, hitWords, layerLabel, viewKind,
 } from '../layout.js';
 import { paintGrid } from '../paint.js';
-import { depthOf } from '../volume.js';
+import { depthOf, sliceOf } from '../volume.js';
 
 const CASES = JSON.parse(readFileSync(new URL('../../tests/layout_cases.json', import.meta.url)));
 
@@ -132,4 +132,15 @@ test('rows of a layer with very many channels stay under the tallest canvas Chro
     assert.equal(last && last.slot, count - 1);
   }
   assert.equal(rows(20000).gap, 0);
+});
+
+test('sliceOf reads each step\'s own header: a step logged 2-D is drawn whole', () => {
+  const step = (header, h) => ({ header, n: 1, c: 2, h, w: 3, stats: null, bytes: 0 });
+  const volume = step({ layout: 'NCDHW', shape: [1, 2, 4, 2, 3], stored: [1, 2, 8, 3] }, 8);
+  const slice = sliceOf(volume, 9); // past the last slice: the last
+  assert.equal(slice.h, 2);
+  assert.equal(slice.d, 3);
+  const flat = step({ layout: 'NCHW', shape: [1, 2, 8, 3], stored: [1, 2, 8, 3] }, 8);
+  assert.equal(sliceOf(flat, 2), flat); // the newest step may be 3-D; this one is not
+  assert.equal(sliceOf(null, 0), null);
 });
