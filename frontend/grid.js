@@ -30,7 +30,8 @@ function panel(id, titleId) {
   const caption = el('div', { class: 'fm-muted fm-scale-note', id: `${id}-window` });
   const sideways = el('div', { hidden: true }, caption, scroll);
   const node = el('div', { class: 'fm-panel' }, title, sideways, cross.node, note, bar);
-  return { title, canvas, cross, note, bar, node, sideways, scroll, span, caption };
+  // barAt: the window the scroll bar was last moved to (showWindow)
+  return { title, canvas, cross, note, bar, node, sideways, scroll, span, caption, barAt: null };
 }
 
 /** A colour bar for a Coloring. */
@@ -193,11 +194,19 @@ export class Grid {
   showWindow(where, layout) {
     const long = layout.viewW < layout.mapW;
     where.sideways.hidden = !long;
-    if (!long) return;
+    if (!long) {
+      where.barAt = null;
+      return;
+    }
     where.scroll.style.width = `${layout.cellW}px`;
     where.span.style.width = `${layout.mapW}px`;
     const { viewX, viewW, mapW } = layout;
-    if (Math.round(where.scroll.scrollLeft) !== viewX) where.scroll.scrollLeft = viewX;
+    // Move the bar only when the window moved: a repaint of the same window (statistics
+    // arriving, a new step) must not undo a scroll whose event has not been handled yet.
+    if (where.barAt !== viewX) {
+      where.scroll.scrollLeft = viewX;
+      where.barAt = viewX;
+    }
     where.caption.textContent = `t ${viewX}–${viewX + viewW - 1} of ${mapW} (one pixel a value):`
       + ' scroll sideways for the rest';
   }

@@ -254,7 +254,10 @@ def test_compared_long_rows_scroll_together(tb, page, open_tab):
     assert frame.is_visible("#fm-grid-compare-scroll")
     width = grid_layout(frame)["viewW"]
     for panel, x in (("#fm-grid-compare-scroll", 1000), ("#fm-grid-scroll", 2000)):
-        frame.evaluate(f"(x) => {{ document.querySelector('{panel}').scrollLeft = x; }}", x)
+        # A repaint of the same window (here a resize; statistics arriving do the same) lands
+        # before the scroll's event is handled: the scroll must survive it.
+        frame.evaluate(f"(x) => {{ document.querySelector('{panel}').scrollLeft = x;"
+                       " window.dispatchEvent(new Event('resize')); }", x)
         frame.wait_for_function(f"fmApp.current.layout.viewX === {x}")
         main, other = frame.evaluate(windows).split("|")
         assert main == other and main.startswith(f"t {x}–{x + width - 1} of {LONG}"), (main, other)
