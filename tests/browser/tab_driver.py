@@ -17,8 +17,9 @@ from tb_featmap import payload, render
 
 
 def logged(tb):
-    """(run, tag) -> (steps logged, newest step), as the server's tags route says now."""
-    tags = json.loads(tb.get("/data/plugin/feature_maps/tags")[2])
+    """(run, tag) -> (steps logged, newest step), as the server's tags route says now (a
+    reply other than a 200 fails at once, with its body, rather than being asked again)."""
+    tags = json.loads(route(tb, "tags"))
     return {(run, tag): (info["logged"], info["maxStep"])
             for run, layers in tags.items() for tag, info in layers.items()}
 

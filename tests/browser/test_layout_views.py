@@ -9,7 +9,6 @@ grid normalised over the layer, and its pixels are the colours tb_featmap.render
 `npy` route's values. One test takes the screenshot of each view that the README shows.
 """
 
-import json
 import os
 import struct
 
@@ -22,8 +21,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from support import REPO, TensorBoardProcess
 from tab_driver import (
-    cell_pixel, choose, colours, grid_layout, grid_rgb, hover, mismatch, npy, paint, ready,
-    select, set_step_index, wire_stats,
+    cell_pixel, choose, colours, grid_layout, grid_rgb, hover, logged, mismatch, npy, paint,
+    ready, select, set_step_index, wire_stats, written,
 )
 from tb_featmap import FeatureMapRecorder, log_feature_maps, render
 
@@ -106,15 +105,12 @@ def tb(request, logdir):
         flags.append("--load_fast=false")
     server = TensorBoardProcess(root, *flags)
     try:
-        server.wait_for(lambda: _newest(server) == {run: STEPS[-1] for run in RUNS})
+        expected = written(root)  # every step of every layer loaded, not only some
+        assert {run for run, _ in expected} == set(RUNS)
+        server.wait_for(lambda: logged(server) == expected)
         yield server
     finally:
         server.stop()
-
-
-def _newest(server):
-    tags = json.loads(server.get("/data/plugin/feature_maps/tags")[2])
-    return {run: min(t["maxStep"] for t in layers.values()) for run, layers in tags.items()}
 
 
 def _options(frame, selector):

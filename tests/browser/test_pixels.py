@@ -16,8 +16,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from support import TensorBoardProcess
 from tab_driver import (
-    choose, colours, grid_rgb, hover, mismatch, npy, paint, ready, route, select,
-    set_step_index, wire_stats,
+    choose, colours, grid_rgb, hover, logged, mismatch, npy, paint, ready, route, select,
+    set_step_index, wire_stats, written,
 )
 from tb_featmap import log_feature_maps, render
 
@@ -48,15 +48,11 @@ def tb(tmp_path_factory):
             log_feature_maps(writer, {"conv": _conv(1000 + step, 3.0)}, step, max_samples=2)
     server = TensorBoardProcess(root, "--samples_per_plugin=feature_maps=0")
     try:
-        server.wait_for(lambda: _newest(server) == {"train": STEPS[-1], "other": OTHER_STEPS[-1]})
+        expected = written(root)  # every step of both runs loaded
+        server.wait_for(lambda: logged(server) == expected)
         yield server
     finally:
         server.stop()
-
-
-def _newest(server):
-    tags = json.loads(server.get("/data/plugin/feature_maps/tags")[2])
-    return {run: layers[TAG]["maxStep"] for run, layers in tags.items() if TAG in layers}
 
 
 def _settings(frame):
