@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                              f"--timeline: {_STRIP_CELL} px a value, the strip at most "
                              f"{_STRIP_SIDE} px where it can)")
     export.add_argument("--duration", type=int, default=200, help="GIF ms per frame (default 200)")
-    export.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    export.add_argument("-q", "--quiet", action="store_true", help="no progress or summary line on stderr")
     export.add_argument("--overlay", metavar="LAYER",
                         help="draw the maps over this layer of 1 or 3 channels (e.g. the input)")
     export.add_argument("--alpha", type=float, default=0.6,

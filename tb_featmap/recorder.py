@@ -4,6 +4,7 @@ import difflib
 import fnmatch
 import functools
 import re
+import sys
 import warnings
 import weakref
 from typing import Dict, Iterable, List, Optional, Union
@@ -114,6 +115,18 @@ def _first_tensor(value) -> Optional[torch.Tensor]:
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
         return value[0]
     return None
+
+
+def _caller_of(model: nn.Module) -> int:
+    """The ``stacklevel``, for a warning raised in a hook, of the line that called ``model``
+    (the user's ``model(x)``), rather than a line inside torch or the model's code."""
+    frame, level, found = sys._getframe(1), 1, None
+    while frame is not None:
+        calls = frame.f_code.co_name in ("_wrapped_call_impl", "_call_impl")
+        if calls and frame.f_locals.get("self") is model:
+            found = level + 1  # the outermost call of the model: the user's frame is above
+        frame, level = frame.f_back, level + 1
+    return found or 2
 
 
 def _same_axes(layout: str, given: torch.Tensor, output: torch.Tensor) -> bool:
@@ -365,7 +378,7 @@ class FeatureMapRecorder:
                         f"of {type(self._model).__name__}; only its last output is kept. Record "
                         "the module before it or the enclosing block to see the other calls.",
                         RuntimeWarning,
-                        stacklevel=2,
+                        stacklevel=_caller_of(self._model),
                     )
             output = _first_tensor(output)
             if output is not None:

@@ -209,6 +209,9 @@ def test_a_module_called_twice_in_one_pass_warns_once_and_keeps_the_last_call(re
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1, messages
     assert "'layer1.0.relu' ran more than once in one forward pass" in messages[0]
+    # it points at the line that called the model, not into torch or torchvision
+    (where,) = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert where.filename == __file__, where.filename
     assert "only its last output is kept" in messages[0]
     torch.testing.assert_close(rec.outputs["layer1.0.relu"], rec.outputs["layer1.0"])
     assert hook_count(resnet) == 0
