@@ -145,6 +145,23 @@ def hover(page, frame, channel, x, y):
                           " text: document.querySelector('#fm-hover').textContent})")
 
 
+def open_detail(page, frame, channel, x, y):
+    """Click data pixel (x, y) of a channel's map; return once the grid was painted with the
+    detail view of that channel open."""
+    hover(page, frame, channel, x, y)
+    paint(frame, lambda: (page.mouse.down(), page.mouse.up()))
+    frame.wait_for_selector("#fm-detail:not([hidden])")
+
+
+def expected_colours(tb, run, tag, step, *, norm, colormap):
+    """What the grid shows of sample 0 of a step: ``(values [C, H, W], colours [C, H, W, 3])``,
+    from the `npy` route's values, the `maps` route's statistics and render's colour rule."""
+    values = npy(tb, run, tag, step)[0]
+    stats = wire_stats(tb, run, tag, step)[0]
+    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm=norm, colormap=colormap)
+    return values, colours(values, lo, hi, colormap)
+
+
 PIXEL_JS = """([selector, x, y]) => [...document.querySelector(selector).getContext('2d')
   .getImageData(x, y, 1, 1).data]"""
 

@@ -21,10 +21,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from support import REPO, TensorBoardProcess
 from tab_driver import (
-    cell_pixel, choose, colours, grid_layout, grid_rgb, hover, logged, mismatch, npy, paint,
-    ready, select, set_step_index, wire_stats, written,
+    cell_pixel, choose, expected_colours, grid_layout, grid_rgb, hover, logged, mismatch, npy,
+    open_detail, paint, ready, select, set_step_index, written,
 )
-from tb_featmap import FeatureMapRecorder, log_feature_maps, render
+from tb_featmap import FeatureMapRecorder, log_feature_maps
 
 STEPS = [0, 1]
 LENGTH = 300  # fits the panel at an integer zoom: each value is whole pixels wide
@@ -149,11 +149,8 @@ def test_a_1d_layer_is_a_row_per_channel(tb, page, open_tab):
     assert layout["cellH"] >= 4 and layout["height"] >= 128
     assert layout["mapW"] == LENGTH and layout["cellW"] % LENGTH == 0
     step = STEPS[-1]
-    values = npy(tb, "audio", "feature_maps/conv", step)[0]
-    stats = wire_stats(tb, "audio", "feature_maps/conv", step)[0]
-    cmap = frame.input_value("#fm-colormap")
-    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
-    expected = colours(values, lo, hi, cmap)
+    values, expected = expected_colours(tb, "audio", "feature_maps/conv", step, norm="channel",
+                                        colormap=frame.input_value("#fm-colormap"))
     for channel, t in [(0, 0), (2, 150), (5, LENGTH - 1)]:
         assert cell_pixel(frame, channel, t, 0)[:3] == expected[channel, 0, t].tolist()
     readout = hover(page, frame, 3, 123, 0)
@@ -208,12 +205,10 @@ def test_a_1d_layer_longer_than_the_panel_shows_every_value_scrolled_sideways(
     assert frame.locator("#fm-grid").bounding_box()["width"] <= 1400
     assert frame.locator("#fm-grid-window").inner_text().startswith(f"t 0–{width - 1} of {LONG}")
     step = STEPS[-1]
-    values = npy(tb, "long", "feature_maps/conv", step)[0]
+    values, expected = expected_colours(tb, "long", "feature_maps/conv", step, norm="channel",
+                                        colormap=frame.input_value("#fm-colormap"))
     assert values.shape == (6, 1, LONG)
-    stats = wire_stats(tb, "long", "feature_maps/conv", step)[0]
-    cmap = frame.input_value("#fm-colormap")
-    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
-    expected = colours(values, lo, hi, cmap)[:, 0]  # [C, L, 3]
+    expected = expected[:, 0]  # [C, L, 3]
     last = LONG - width
     for x0 in (0, 1234, last):
         if x0:
@@ -277,11 +272,8 @@ def test_a_linear_layer_is_a_feature_grid_normalised_over_the_layer(tb, page, op
     layout = grid_layout(frame)
     assert layout["cols"] == 32 and layout["rows"] == 32 and layout["cellW"] >= 4
     step = STEPS[-1]
-    values = npy(tb, "resnet18", "feature_maps/fc", step)[0]
-    stats = wire_stats(tb, "resnet18", "feature_maps/fc", step)[0]
-    cmap = frame.input_value("#fm-colormap")
-    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="layer", colormap=cmap)
-    expected = colours(values, lo, hi, cmap)
+    _, expected = expected_colours(tb, "resnet18", "feature_maps/fc", step, norm="layer",
+                                   colormap=frame.input_value("#fm-colormap"))
     shown = [cell_pixel(frame, c, 0, 0)[:3] for c in (0, 1, 500, 999)]
     assert shown == [expected[c, 0, 0].tolist() for c in (0, 1, 500, 999)]
     assert len({tuple(p) for p in shown}) > 1  # not one flat colour
@@ -308,12 +300,9 @@ def test_a_vit_b16_token_layer_is_its_patch_grid(tb, page, open_tab):
     layout = grid_layout(frame)
     assert (len(layout["order"]), layout["mapH"], layout["mapW"]) == (768, 14, 14)
     step = STEPS[-1]
-    values = npy(tb, "vit", tag, step)[0]  # [768 dims, 14, 14]: 196 patches, no class token
-    assert values.shape == (768, 14, 14)
-    stats = wire_stats(tb, "vit", tag, step)[0]
-    cmap = frame.input_value("#fm-colormap")
-    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
-    expected = colours(values, lo, hi, cmap)
+    values, expected = expected_colours(tb, "vit", tag, step, norm="channel",
+                                        colormap=frame.input_value("#fm-colormap"))
+    assert values.shape == (768, 14, 14)  # 768 dims on 196 patches, no class token
     for channel, y, x in [(0, 0, 0), (300, 7, 3), (767, 13, 13)]:
         assert cell_pixel(frame, channel, x, y)[:3] == expected[channel, y, x].tolist()
     readout = hover(page, frame, 300, 3, 7)
@@ -333,11 +322,8 @@ def test_a_3d_layer_draws_the_depth_slice_its_control_picks(tb, page, open_tab):
     layout = grid_layout(frame)
     assert (layout["mapH"], layout["mapW"]) == (16, 16)  # one slice, not 4 stacked
     step = STEPS[-1]
-    values = npy(tb, "r3d", "feature_maps/layer1.0", step)[0]  # [C, D*H, W]
-    stats = wire_stats(tb, "r3d", "feature_maps/layer1.0", step)[0]
-    cmap = frame.input_value("#fm-colormap")
-    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
-    expected = colours(values, lo, hi, cmap)
+    _, expected = expected_colours(tb, "r3d", "feature_maps/layer1.0", step,  # [C, D*H, W]
+                                   norm="channel", colormap=frame.input_value("#fm-colormap"))
     for channel, y, x in [(0, 0, 0), (7, 5, 11), (63, 15, 15)]:
         shown = cell_pixel(frame, channel, x, y)[:3]
         assert shown == expected[channel, 2 * 16 + y, x].tolist(), (channel, y, x)
@@ -355,10 +341,9 @@ def test_a_difference_across_a_shape_change_says_so_and_draws_this_step(tb, page
     # what is drawn is step 1's own maps (6 x 6), not a difference with step 0's 8 x 8
     layout = grid_layout(frame)
     assert (layout["mapH"], layout["mapW"]) == (6, 6)
-    values = npy(tb, "reshape", "feature_maps/conv", 1)[0]
-    stats = wire_stats(tb, "reshape", "feature_maps/conv", 1)[0]
-    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap="diverging")
-    problem = mismatch(grid_rgb(frame), colours(values, lo, hi, "diverging"))
+    _, expected = expected_colours(tb, "reshape", "feature_maps/conv", 1, norm="channel",
+                                   colormap="diverging")
+    problem = mismatch(grid_rgb(frame), expected)
     assert not problem, problem
     assert not page.console_errors
 
@@ -378,9 +363,7 @@ LINE_PIXELS_JS = """([points]) => {
 def test_the_detail_view_plots_a_1d_channel_as_a_line_across_t(tb, page, open_tab):
     frame = ready(page, open_tab, tb)
     choose(frame, "audio", "feature_maps/conv")
-    hover(page, frame, 2, 40, 0)
-    page.mouse.down()
-    page.mouse.up()
+    open_detail(page, frame, 2, 40, 0)
     frame.wait_for_selector("#fm-detail:not([hidden]) #fm-line")
     values = npy(tb, "audio", "feature_maps/conv", STEPS[-1])[0, 2, 0].astype(np.float64)
     data = frame.evaluate("({...document.querySelector('#fm-line').dataset})")
@@ -402,19 +385,14 @@ def test_the_detail_view_of_a_3d_channel_shows_every_slice_side_by_side(tb, page
     frame = ready(page, open_tab, tb)
     choose(frame, "r3d", "feature_maps/layer1.0")
     select(frame, "#fm-depth", "1")
-    hover(page, frame, 7, 3, 3)
-    page.mouse.down()
-    page.mouse.up()
+    open_detail(page, frame, 7, 3, 3)
     frame.wait_for_selector("#fm-detail:not([hidden]) #fm-volume")
     cell, gap, depth, side = 64, 3, 4, 16
     size = frame.evaluate("[document.querySelector('#fm-volume').width,"
                           " document.querySelector('#fm-volume').height]")
     assert size == [depth * cell + (depth - 1) * gap, cell]
-    values = npy(tb, "r3d", "feature_maps/layer1.0", STEPS[-1])[0]
-    stats = wire_stats(tb, "r3d", "feature_maps/layer1.0", STEPS[-1])[0]
-    cmap = frame.input_value("#fm-colormap")
-    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=cmap)
-    expected = colours(values, lo, hi, cmap)
+    _, expected = expected_colours(tb, "r3d", "feature_maps/layer1.0", STEPS[-1],
+                                   norm="channel", colormap=frame.input_value("#fm-colormap"))
     js = """([points]) => { const ctx = document.querySelector('#fm-volume').getContext('2d');
       return points.map(([x, y]) => [...ctx.getImageData(x, y, 1, 1).data].slice(0, 3)); }"""
     scale = cell // side

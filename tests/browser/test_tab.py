@@ -21,6 +21,7 @@ from tab_driver import choose as _choose
 from tab_driver import hover as _hover
 from tab_driver import logged as _logged
 from tab_driver import npy as _npy
+from tab_driver import open_detail as _open_detail
 from tab_driver import paint as _paint
 from tab_driver import ready as _ready
 from tab_driver import route as _route
@@ -198,10 +199,7 @@ def test_colormap_and_normalisation_change_the_picture(tb, page, open_tab):
 def test_click_opens_the_channel_and_its_filmstrip(tb, page, open_tab):
     frame = _ready(page, open_tab, tb)
     _choose(frame, "train", "feature_maps/conv2")
-    _hover(page, frame, 5, 2, 2)
-    page.mouse.down()
-    page.mouse.up()
-    frame.wait_for_selector("#fm-detail:not([hidden])")
+    _open_detail(page, frame, 5, 2, 2)
     assert "Channel 5" in frame.text_content("#fm-detail")
     frame.wait_for_function(f"document.querySelectorAll('#fm-filmstrip button').length === {KEPT}")
     steps = [s["step"] for s in json.loads(_route(tb, "steps", run="train", tag="feature_maps/conv2"))]
@@ -238,8 +236,7 @@ def test_difference_mode_colours_the_detail_view_and_filmstrip_like_the_grid(tb,
     _choose(frame, "train", "feature_maps/conv1")
     if not frame.is_checked("#fm-diff"):
         _paint(frame, lambda: frame.check("#fm-diff"))
-    _hover(page, frame, 4, 7, 3)
-    _paint(frame, lambda: (page.mouse.down(), page.mouse.up()))
+    _open_detail(page, frame, 4, 7, 3)
     frame.wait_for_function(f"document.querySelectorAll('#fm-filmstrip button').length === {KEPT}")
     tile = frame.evaluate("(() => { const c = document.querySelector('#fm-detail canvas');"
                           " c.id = 'fm-test-tile'; return [c.width, c.height]; })()")
@@ -325,9 +322,7 @@ def test_screenshot_of_the_demo(demo_tb, page, open_tab, tmp_path):
     frame = _ready(page, open_tab, demo_tb)
     _choose(frame, demo_tb.run_name, "feature_maps/conv1")
     _select(frame, "#fm-colormap", "viridis")
-    _hover(page, frame, 3, 20, 20)
-    page.mouse.down()
-    page.mouse.up()
+    _open_detail(page, frame, 3, 20, 20)
     frame.wait_for_selector("#fm-filmstrip[data-filled]")  # every frame of the strip drawn
     update = os.environ.get("UPDATE_SCREENSHOT") == "1"
     path = REPO / "docs" / "screenshot.png" if update else tmp_path / "screenshot.png"

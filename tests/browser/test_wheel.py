@@ -15,8 +15,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from support import REPO
-from tab_driver import colours, grid_rgb, mismatch, npy, wire_stats
-from tb_featmap import log_feature_maps, render
+from tab_driver import expected_colours, grid_rgb, mismatch
+from tb_featmap import log_feature_maps
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +74,8 @@ def test_tab_loads_from_the_wheel_without_torch(venv_without_torch, tmp_path, te
     assert layers == ["conv1 · 4×8×8"]
     colormap = frame.input_value("#fm-colormap")
     assert frame.input_value("#fm-norm") == "channel"
-    stats = wire_stats(tb, "run1", "feature_maps/conv1", 0)[0]
-    lo, hi = render.value_ranges(stats[:, 0], stats[:, 1], norm="channel", colormap=colormap)
-    values = npy(tb, "run1", "feature_maps/conv1", 0)[0]
-    assert not mismatch(grid_rgb(frame), colours(values, lo, hi, colormap))
+    _, expected = expected_colours(tb, "run1", "feature_maps/conv1", 0, norm="channel",
+                                   colormap=colormap)
+    assert not mismatch(grid_rgb(frame), expected)
     assert not page.console_errors and not page.dialogs
     assert "Traceback" not in tb.output()
