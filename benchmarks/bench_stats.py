@@ -24,10 +24,8 @@ Usage::
 
 import argparse
 import contextlib
-import math
 import sys
 import time
-import zlib
 from typing import Callable, Dict, List, Optional
 
 import common

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 from support import route_get, wsgi_client
-from tb_featmap import _series, cli, log_feature_maps, payload, render
+from tb_featmap import _series, cli, log_feature_maps, render
 from tb_featmap.reader import FeatureMapReader
 
 STEPS = list(range(0, 36, 3))  # 12 steps, more than TensorBoard's default of 10
