@@ -97,16 +97,6 @@ def _rule(
     return {}
 
 
-def infer_layout(module: nn.Module, rank: int, *, in_tokens: bool = False) -> Optional[str]:
-    """The layout of a rank-``rank`` output of ``module`` by its type alone, or None (then
-    the recorder tries the tensors it was given, and ``log_feature_maps`` the rank rules).
-
-    ``in_tokens``: ``module`` sits inside a batch-first token module (a ViT encoder), so its
-    rank-3 outputs (LayerNorm, MLP, dropout) are tokens too.
-    """
-    return (_rule(module, in_tokens=in_tokens) or {}).get(rank)
-
-
 def _first_tensor(value) -> Optional[torch.Tensor]:
     """``value`` if a tensor, else the first item of a tuple or list when that is a tensor
     (``nn.MultiheadAttention`` returns ``(output, weights)``, a hook's inputs are a tuple)."""
