@@ -153,20 +153,9 @@ function colorOf(v, lo, scale, usable, lut, nonfinite, flat) {
 }
 
 /**
- * For a uint8 map with its own min/max mapLo/mapHi: the colour of each of the 256 codes on
- * [lo, hi] (as colorValues), so painting is one lookup per pixel. Code 255 is non-finite.
+ * The colours of uint8 `codes` of a map with its own min/max mapLo/mapHi on [lo, hi] (as
+ * colorValues colours the values they dequantise to), code by code. Code 255 is non-finite.
  */
-export function codeColors(mapLo, mapHi, lo, hi, lut, nonfinite, flat) {
-  const usable = hi > lo && Number.isFinite(hi - lo);
-  const scale = usable ? 255 / (hi - lo) : 0;
-  const out = new Uint32Array(256);
-  for (let q = 0; q < 256; q++) {
-    out[q] = colorOf(dequantise(q, mapLo, mapHi), lo, scale, usable, lut, nonfinite, flat);
-  }
-  return out;
-}
-
-/** The colours codeColors gives `codes`, computed code by code (for maps under 256 pixels). */
 export function codeValueColors(codes, mapLo, mapHi, lo, hi, lut, nonfinite, flat, out) {
   const usable = hi > lo && Number.isFinite(hi - lo);
   const scale = usable ? 255 / (hi - lo) : 0;
@@ -174,6 +163,14 @@ export function codeValueColors(codes, mapLo, mapHi, lo, hi, lut, nonfinite, fla
     out[i] = colorOf(dequantise(codes[i], mapLo, mapHi), lo, scale, usable, lut, nonfinite, flat);
   }
   return out;
+}
+
+const ALL_CODES = Uint8Array.from({ length: 256 }, (_, q) => q);
+
+/** The colour of each of the 256 codes (codeValueColors), so painting is a lookup a pixel. */
+export function codeColors(mapLo, mapHi, lo, hi, lut, nonfinite, flat) {
+  return codeValueColors(ALL_CODES, mapLo, mapHi, lo, hi, lut, nonfinite, flat,
+    new Uint32Array(256));
 }
 
 /** Colours of one map from uint8 codes and a table from codeColors. */
