@@ -213,8 +213,8 @@ def log_feature_maps(
     counts = _SEQ.setdefault(sink.writer, {})
     record_bytes = 0
     max_tag = metadata.MAX_NAME_LENGTH
-    for name, _ in items:
-        tag = metadata.make_tag(name, prefix)
+    tags = {name: metadata.make_tag(name, prefix) for name, _ in items}
+    for name, tag in tags.items():
         if len(tag) > max_tag:
             raise ValueError(
                 f"layer {name[:60]!r}... gives the tag {tag[:60]!r}... of {len(tag)} characters; "
@@ -226,7 +226,7 @@ def log_feature_maps(
     first = {tag: i for i, tag in enumerate(counts)}
     with torch.no_grad():
         for name, value in items:
-            tag = metadata.make_tag(name, prefix)
+            tag = tags[name]
             order = first.setdefault(tag, len(first))
             blobs, stored = _encode(
                 tag, value, layouts[name], max_samples, max_channels, max_size,
